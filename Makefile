@@ -1,0 +1,73 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both set everything up
+# on first use (Python 3.10 venv from the lock file, Debian's redis-server, the Rasa
+# model) and are quick no-ops afterwards.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt 2>/dev/null | cut -c1-12)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_ARGS ?=
+
+.PHONY: run test test-fast lint format setup system-deps model bench clean
+
+run: model
+	@$(PY) -m bot.run
+
+test: model
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: setup
+	$(PY) bench/kb_match.py
+
+setup: $(STAMP) system-deps
+
+# Find Python 3.10 (pyenv's version named in .python-version first), build the venv and
+# install exactly the locked versions; `pip check` catches a broken set before Rasa does.
+$(STAMP): requirements.txt .python-version
+	@set -e; \
+	if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null; then \
+	  want=$$(cat .python-version); found=""; \
+	  for candidate in \
+	      "$$(pyenv root 2>/dev/null)/versions/$$want/bin/python" \
+	      "$$HOME/.pyenv/versions/$$want/bin/python" \
+	      $$HOME/.pyenv/versions/3.10*/bin/python \
+	      "$$(command -v python3.10 || true)" "$$(command -v python3 || true)"; do \
+	    if [ -x "$$candidate" ] && "$$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null; then \
+	      found="$$candidate"; break; fi; \
+	  done; \
+	  if [ -z "$$found" ]; then \
+	    echo "error: Python 3.10 is required (Rasa 3.6 does not run on 3.11+) and none was found."; \
+	    echo "       Install it with 'pyenv install $$want' or your system's python3.10 package, then re-run."; \
+	    exit 1; fi; \
+	  echo "creating $(VENV) with $$found"; \
+	  rm -rf $(VENV); "$$found" -m venv $(VENV); \
+	fi; \
+	echo "installing locked requirements into $(VENV) (first time: a few minutes) ..."; \
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip==24.0"; \
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt; \
+	$(PY) -m pip check; \
+	rm -f $(VENV)/.installed-*; touch $@
+
+system-deps:
+	@command -v redis-server >/dev/null || { \
+	  echo "installing Debian's redis-server ..."; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
+
+model: setup
+	@$(PY) -m bot.train
+
+clean:
+	rm -rf models var/generated .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""rasa_sdk actions: thin wrappers that call into ``bot/`` for the logic."""

@@ -1,0 +1,38 @@
+"""Answers support questions from the knowledge base (``data/faq``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot.kb.matcher import ANSWER, Match
+from bot.kb.reply import CHOICE_ENTITY, CHOICE_INTENT, LANGUAGE_ENTITY, answer, match_summary, reply_for
+from bot.kb.store import KnowledgeBaseStore
+from bot.settings import load_settings
+
+_settings = load_settings()
+STORE = KnowledgeBaseStore(_settings.kb_dir, _settings.match)
+
+
+class ActionAnswerFaq(Action):
+    """Runs for the ``faq`` intent, a "did you mean" choice, and ``nlu_fallback``."""
+
+    def name(self) -> str:
+        return "action_answer_faq"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict]:
+        matcher = STORE.matcher()
+        message = tracker.latest_message or {}
+        chosen = next(tracker.get_latest_entity_values(CHOICE_ENTITY), None)
+        entry = matcher.kb.get(chosen) if chosen else None
+        if message.get("intent", {}).get("name") == CHOICE_INTENT and entry is not None:
+            match = Match(query=message.get("text") or "", decision=ANSWER, id=entry.id, score=100.0)
+            reply = answer(entry, next(tracker.get_latest_entity_values(LANGUAGE_ENTITY), None))
+        else:
+            match = matcher.match(message.get("text") or "")
+            reply = reply_for(match, matcher.kb)
+        dispatcher.utter_message(text=reply.text, response=reply.response, buttons=reply.buttons)
+        return [SlotSet("kb_last_match", match_summary(match))]

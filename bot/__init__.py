@@ -1,0 +1,1 @@
+"""Rasa-side extensions and the plain libraries the actions call into."""

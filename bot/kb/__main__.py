@@ -1,0 +1,88 @@
+"""Command line for editors and tools.
+
+``python -m bot.kb check [DIR]``   list every problem as ``path:line: message``; exit 1 if any.
+``python -m bot.kb match [--kb DIR]``  one query per stdin line -> one JSON object per line
+(a stable contract: ``query``, ``decision``, ``id``, ``score``, ``candidates``).
+``python -m bot.kb nlu [--kb DIR] [--out FILE]``  write Rasa NLU examples generated from the KB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bot.kb.loader import kb_files, load_dir
+from bot.kb.matcher import Matcher
+from bot.kb.nlu import nlu_yaml
+from bot.settings import SettingsError, load_settings
+
+
+def _check(directory: Path) -> int:
+    kb, problems = load_dir(directory)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s) in {directory}", file=sys.stderr)
+        return 1
+    print(f"OK: {len(kb)} entries in {len(kb_files(directory))} file(s) under {directory}")
+    return 0
+
+
+def _match(directory: Path) -> int:
+    settings = load_settings()
+    kb, problems = load_dir(directory)
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(f"knowledge base {directory} has problems; fix them first (python -m bot.kb check)", file=sys.stderr)
+        return 2
+    matcher = Matcher(kb, settings.match)
+    for line in sys.stdin:
+        query = line.rstrip("\r\n")
+        sys.stdout.write(json.dumps(matcher.match(query).as_json(), ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+def _nlu(directory: Path, out: Path | None) -> int:
+    kb, problems = load_dir(directory)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return 1
+    text = nlu_yaml(kb)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot.kb", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("check", help="validate a knowledge-base folder")
+    check.add_argument("dir", nargs="?", type=Path, help="folder of .yml files (default: KB_DIR or data/faq)")
+    match = commands.add_parser("match", help="match stdin queries, one JSON line each")
+    match.add_argument("--kb", type=Path, help="folder of .yml files (default: KB_DIR or data/faq)")
+    nlu = commands.add_parser("nlu", help="write NLU training examples generated from the KB")
+    nlu.add_argument("--kb", type=Path)
+    nlu.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        default_dir = load_settings().kb_dir
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "check":
+        return _check(args.dir or default_dir)
+    if args.command == "match":
+        return _match(args.kb or default_dir)
+    return _nlu(args.kb or default_dir, args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,396 @@
+"""Load ``data/faq/*.yml`` into a :class:`KnowledgeBase`, reporting every problem at once.
+
+Editors fix files faster when they see all mistakes in one run, each as
+``path:line: message`` (the format editors and CI annotations understand), so the
+validator keeps going after the first problem and never raises on bad content.
+We walk PyYAML's node graph instead of loaded dicts because only nodes remember lines.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from bot.kb.model import DEFAULT_LANGUAGE, Button, Entry, KnowledgeBase, Link, Localized
+from bot.kb.normalize import normalize
+
+ENTRY_KEYS = ("id", "question", "alternatives", "answer", "tags", "buttons", "links", "handoff")
+REQUIRED_KEYS = ("id", "question", "alternatives", "answer", "tags")
+FILE_KEYS = ("language", "entries")
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+LANGUAGE_PATTERN = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+class KnowledgeBaseError(Exception):
+    """Raised by :func:`load` when a knowledge base has problems; carries all of them."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def kb_files(directory: Path | str) -> list[Path]:
+    root = Path(directory)
+    return sorted(p for p in root.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
+
+
+def load(directory: Path | str) -> KnowledgeBase:
+    """Load a knowledge base that must be clean; raise with every problem otherwise."""
+    kb, problems = load_dir(directory)
+    if problems:
+        raise KnowledgeBaseError(problems)
+    return kb
+
+
+def load_dir(directory: Path | str) -> tuple[KnowledgeBase, list[Problem]]:
+    """Return the entries that are valid and the problems of the rest, across all files."""
+    root = Path(directory)
+    if not root.is_dir():
+        return KnowledgeBase.of([]), [Problem(str(root), 0, "knowledge-base folder not found")]
+    files = kb_files(root)
+    if not files:
+        return KnowledgeBase.of([]), [Problem(str(root), 0, "no .yml files in this folder")]
+    entries: list[Entry] = []
+    rejected: list[Entry] = []
+    problems: list[Problem] = []
+    for path in files:
+        parsed = load_file(path)
+        entries.extend(parsed.entries)
+        rejected.extend(parsed.rejected)
+        problems.extend(parsed.problems)
+    entries, cross_problems = _check_across_files(entries, rejected)
+    problems.extend(cross_problems)
+    return KnowledgeBase.of(entries), sorted(set(problems))
+
+
+@dataclass
+class Parsed:
+    """One file's result. ``rejected`` entries had problems; they are not served, but
+    still take part in the checks across files, so a duplicate id is never hidden by
+    another mistake in the same entry."""
+
+    entries: list[Entry]
+    problems: list[Problem]
+    rejected: list[Entry] = field(default_factory=list)
+
+
+def load_file(path: Path | str) -> Parsed:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return Parsed([], [Problem(str(path), 0, f"cannot read file: {exc}")])
+    return parse(text, str(path))
+
+
+def parse(text: str, source: str) -> Parsed:
+    """Parse one file's text; ``source`` is the name used in problems."""
+    reader = _Reader(source)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = mark.line + 1 if mark else 0
+        problem = getattr(exc, "problem", None) or str(exc)
+        return Parsed([], [Problem(source, line, f"YAML syntax error: {problem}")])
+    if root is None:
+        return Parsed([], [Problem(source, 1, "file is empty; expected a mapping with an 'entries:' list")])
+    entries = reader.file(root)
+    return Parsed(entries, reader.problems, reader.rejected)
+
+
+class _Reader:
+    """Turns one file's node graph into entries, collecting problems as it goes."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[Problem] = []
+        self._constructor = yaml.SafeLoader("")
+        self.rejected: list[Entry] = []  # kept for cross-file checks (duplicate ids, buttons)
+
+    def problem(self, node: yaml.Node, message: str) -> None:
+        self.problems.append(Problem(self.source, node.start_mark.line + 1, message))
+
+    def mapping(self, node: yaml.Node, what: str) -> dict[str, tuple[yaml.Node, yaml.Node]] | None:
+        if not isinstance(node, yaml.MappingNode):
+            self.problem(node, f"{what} must be a mapping of 'key: value' lines")
+            return None
+        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node in node.value:
+            key = self.scalar(key_node)
+            if not isinstance(key, str):
+                self.problem(key_node, f"{what}: key {key!r} must be text")
+                continue
+            if key in out:
+                first = out[key][0].start_mark.line + 1
+                self.problem(key_node, f"duplicate key '{key}' (first at line {first})")
+                continue
+            out[key] = (key_node, value_node)
+        return out
+
+    def scalar(self, node: yaml.Node) -> object:
+        if not isinstance(node, yaml.ScalarNode):
+            return node
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except yaml.YAMLError:
+            return node.value
+
+    def text(self, node: yaml.Node, what: str) -> str | None:
+        value = self.scalar(node)
+        if not isinstance(node, yaml.ScalarNode) or not isinstance(value, str):
+            hint = " (if you meant the word, put it in quotes)" if isinstance(value, bool) else ""
+            self.problem(node, f"{what} must be text{hint}")
+            return None
+        if not value.strip():
+            self.problem(node, f"{what} is empty")
+            return None
+        return value.strip()
+
+    def unknown_keys(self, fields: dict, allowed: Iterable[str], what: str) -> None:
+        allowed = tuple(allowed)
+        for key, (key_node, _) in fields.items():
+            if key not in allowed:
+                self.problem(key_node, f"unknown key '{key}' in {what} (allowed: {', '.join(allowed)})")
+
+    def language_code(self, node: yaml.Node) -> str | None:
+        code = self.scalar(node)
+        if not isinstance(code, str) or not LANGUAGE_PATTERN.match(code):
+            self.problem(node, f"'{code}' is not a language code such as en, ru, ka or pt-BR")
+            return None
+        return code
+
+    def localized(self, node: yaml.Node, what: str, language: str) -> Localized | None:
+        """Read text that is either plain (in the file's language) or ``{lang: text}``."""
+        if isinstance(node, yaml.ScalarNode):
+            value = self.text(node, what)
+            return {language: value} if value is not None else None
+        fields = self.mapping(node, f"{what} (text, or a mapping of language to text)")
+        if fields is None:
+            return None
+        out: Localized = {}
+        for key, (key_node, value_node) in fields.items():
+            code = self.language_code(key_node)
+            value = self.text(value_node, f"{what} [{key}]")
+            if code and value is not None:
+                out[code] = value
+        return out or None
+
+    def text_list(self, node: yaml.Node, what: str) -> list[str]:
+        if not isinstance(node, yaml.SequenceNode):
+            self.problem(node, f"{what} must be a list ('- ...' lines)")
+            return []
+        out: list[str] = []
+        seen: dict[str, int] = {}
+        for item in node.value:
+            value = self.scalar(item)
+            if not isinstance(item, yaml.ScalarNode) or not isinstance(value, str):
+                self.problem(item, f"{what}: each item must be text")
+            elif not value.strip():
+                self.problem(item, f"empty {what[:-1] if what.endswith('s') else what} in {what}")
+            elif normalize(value) in seen:
+                self.problem(item, f"{what}: '{value}' repeats line {seen[normalize(value)]}")
+            else:
+                seen[normalize(value)] = item.start_mark.line + 1
+                out.append(value.strip())
+        return out
+
+    def alternatives(self, node: yaml.Node, language: str) -> dict[str, tuple[str, ...]]:
+        if isinstance(node, yaml.MappingNode):
+            fields = self.mapping(node, "alternatives") or {}
+            out = {}
+            for key, (key_node, value_node) in fields.items():
+                code = self.language_code(key_node)
+                values = self.text_list(value_node, "alternatives")
+                if code:
+                    out[code] = tuple(values)
+            return out
+        return {language: tuple(self.text_list(node, "alternatives"))}
+
+    def file(self, root: yaml.Node) -> list[Entry]:
+        fields = self.mapping(root, "a knowledge-base file")
+        if fields is None:
+            return []
+        self.unknown_keys(fields, FILE_KEYS, "the file's top level")
+        language = DEFAULT_LANGUAGE
+        if "language" in fields:
+            language = self.language_code(fields["language"][1]) or DEFAULT_LANGUAGE
+        if "entries" not in fields:
+            self.problem(root, "missing 'entries:' (the list of FAQ entries)")
+            return []
+        entries_node = fields["entries"][1]
+        if not isinstance(entries_node, yaml.SequenceNode):
+            self.problem(entries_node, "'entries' must be a list of entries ('- id: ...')")
+            return []
+        entries = []
+        for item in entries_node.value:
+            entry = self.entry(item, language)
+            if entry is not None:
+                entries.append(entry)
+        return entries
+
+    def entry(self, node: yaml.Node, language: str) -> Entry | None:
+        before = len(self.problems)
+        fields = self.mapping(node, "an entry")
+        if fields is None:
+            return None
+        self.unknown_keys(fields, ENTRY_KEYS, "an entry")
+        entry_id = None
+        if "id" in fields:
+            entry_id = self.text(fields["id"][1], "id")
+            if entry_id and not ID_PATTERN.match(entry_id):
+                self.problem(fields["id"][1], f"id '{entry_id}' may hold only letters, digits, '.', '_' and '-'")
+        name = f"entry '{entry_id}'" if entry_id else "entry"
+        for key in REQUIRED_KEYS:
+            if key not in fields:
+                self.problem(node, f"{name}: missing {key}")
+        get = fields.get
+        question = self.localized(get("question")[1], "question", language) if get("question") else None
+        answer = self.localized(get("answer")[1], "answer", language) if get("answer") else None
+        alternatives = self.alternatives(get("alternatives")[1], language) if get("alternatives") else {}
+        tags = tuple(self.text_list(get("tags")[1], "tags")) if get("tags") else ()
+        buttons = self.buttons(get("buttons")[1], language) if get("buttons") else ()
+        links = self.links(get("links")[1], language) if get("links") else ()
+        handoff = False
+        if get("handoff"):
+            value = self.scalar(get("handoff")[1])
+            if not isinstance(value, bool):
+                self.problem(get("handoff")[1], "handoff must be true or false")
+            handoff = value is True
+        if question and answer:
+            self.check_languages(node, name, question, answer, alternatives)
+        if not entry_id:
+            return None
+        entry = Entry(
+            id=entry_id,
+            question=question or {},
+            alternatives=alternatives,
+            answer=answer or {},
+            tags=tags,
+            buttons=buttons,
+            links=links,
+            handoff=handoff,
+            source=self.source,
+            line=node.start_mark.line + 1,
+        )
+        if len(self.problems) > before or not (question and answer):
+            self.rejected.append(entry)
+            return None
+        return entry
+
+    def check_languages(
+        self, node: yaml.Node, name: str, question: Localized, answer: Localized, alternatives: dict
+    ) -> None:
+        for code in question:
+            if code not in answer:
+                self.problem(node, f"{name}: missing answer in language '{code}'")
+            if not alternatives.get(code):
+                self.problem(node, f"{name}: needs at least one alternative in language '{code}'")
+        for code in set(answer) | set(alternatives):
+            if code not in question:
+                self.problem(node, f"{name}: has text in language '{code}' but no question in it")
+
+    def buttons(self, node: yaml.Node, language: str) -> tuple[Button, ...]:
+        if not isinstance(node, yaml.SequenceNode):
+            self.problem(node, "buttons must be a list")
+            return ()
+        out = []
+        for item in node.value:
+            fields = self.mapping(item, "a button")
+            if fields is None:
+                continue
+            self.unknown_keys(fields, ("title", "entry", "text"), "a button")
+            title = self.localized(fields["title"][1], "button title", language) if "title" in fields else None
+            if "title" not in fields:
+                self.problem(item, "button: missing title")
+            target = [k for k in ("entry", "text") if k in fields]
+            if len(target) != 1:
+                self.problem(item, "button needs exactly one of 'entry' (an entry id) or 'text'")
+                continue
+            value = self.text(fields[target[0]][1], f"button {target[0]}")
+            if title and value:
+                out.append(Button(title=title, **{target[0]: value}))
+        return tuple(out)
+
+    def links(self, node: yaml.Node, language: str) -> tuple[Link, ...]:
+        if not isinstance(node, yaml.SequenceNode):
+            self.problem(node, "links must be a list")
+            return ()
+        out = []
+        for item in node.value:
+            fields = self.mapping(item, "a link")
+            if fields is None:
+                continue
+            self.unknown_keys(fields, ("title", "url"), "a link")
+            if "title" not in fields or "url" not in fields:
+                self.problem(item, "link needs both title and url")
+                continue
+            title = self.localized(fields["title"][1], "link title", language)
+            url = self.text(fields["url"][1], "link url")
+            if url and not re.match(r"^https?://\S+$", url):
+                self.problem(fields["url"][1], f"link url '{url}' must start with http:// or https://")
+                continue
+            if title and url:
+                out.append(Link(title=title, url=url))
+        return tuple(out)
+
+
+def _check_across_files(entries: list[Entry], rejected: list[Entry]) -> tuple[list[Entry], list[Problem]]:
+    """Find what no single file can see: duplicate ids, shared phrasings, dangling buttons."""
+    problems: list[Problem] = []
+    first_by_id: dict[str, Entry] = {}
+    kept: list[Entry] = []
+    rejected_ids = {id(e) for e in rejected}
+    everything = sorted([*entries, *rejected], key=lambda e: (e.source, e.line))
+    for entry in everything:
+        first = first_by_id.get(entry.id)
+        if first is not None:
+            problems.append(
+                Problem(entry.source, entry.line, f"duplicate id '{entry.id}' (also at {first.source}:{first.line})")
+            )
+            problems.append(
+                Problem(first.source, first.line, f"duplicate id '{entry.id}' (also at {entry.source}:{entry.line})")
+            )
+            if first in kept:
+                kept.remove(first)
+            continue
+        first_by_id[entry.id] = entry
+        if id(entry) not in rejected_ids:
+            kept.append(entry)
+    owner: dict[str, Entry] = {}
+    for entry in everything:
+        for _, text in entry.variants():
+            key = normalize(text)
+            other = owner.setdefault(key, entry)
+            if other is not entry:
+                problems.append(
+                    Problem(
+                        entry.source,
+                        entry.line,
+                        f"entry '{entry.id}': phrasing '{text}' is also used by entry '{other.id}' "
+                        f"({other.source}:{other.line}); the matcher could not tell them apart",
+                    )
+                )
+    for entry in everything:
+        for button in entry.buttons:
+            if button.entry and button.entry not in first_by_id:
+                problems.append(
+                    Problem(
+                        entry.source, entry.line, f"entry '{entry.id}': button points to unknown entry '{button.entry}'"
+                    )
+                )
+    return kept, problems

@@ -1,0 +1,151 @@
+"""The one place configuration is read: environment variables, then a git-ignored ``.env``.
+
+Every process (runner, action server, CLIs, tests) calls :func:`load_settings`, so a
+variable means the same thing everywhere and a bad value is reported once, by name,
+at start-up rather than as a stack trace in the middle of a conversation.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from bot.kb.matcher import MatchSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class RedisAddress:
+    host: str
+    port: int
+    db: int = 0
+    password: str = ""
+    use_ssl: bool = False
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisAddress:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("redis", "rediss") or not parsed.hostname:
+            raise SettingsError(f"REDIS_URL must look like redis://[:password@]host:port/db, got {url!r}")
+        db = parsed.path.lstrip("/") or "0"
+        if not db.isdigit():
+            raise SettingsError(f"REDIS_URL database must be a number, got {db!r}")
+        return cls(
+            host=parsed.hostname,
+            port=parsed.port or 6379,
+            db=int(db),
+            password=parsed.password or "",
+            use_ssl=parsed.scheme == "rediss",
+        )
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        scheme = "rediss" if self.use_ssl else "redis"
+        return f"{scheme}://{auth}{self.host}:{self.port}/{self.db}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    rasa_host: str
+    rasa_port: int
+    action_port: int
+    redis_port: int
+    redis_url: str | None
+    rasa_token: str | None
+    var_dir: Path
+    kb_dir: Path
+    match: MatchSettings
+
+    @property
+    def redis(self) -> RedisAddress:
+        """Where Redis is: ``REDIS_URL`` when given, else the local one ``make run`` starts."""
+        if self.redis_url:
+            return RedisAddress.from_url(self.redis_url)
+        return RedisAddress("127.0.0.1", self.redis_port)
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://{self.rasa_host}:{self.rasa_port}"
+
+    @property
+    def action_url(self) -> str:
+        return f"http://127.0.0.1:{self.action_port}/webhook"
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse ``KEY=value`` lines; ``#`` comments and surrounding quotes are allowed."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if not 0 < value < 65536 and name.endswith("PORT"):
+        raise SettingsError(f"{name} must be a port between 1 and 65535, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+
+def load_settings(env: Mapping[str, str] | None = None, env_file: Path | None = None) -> Settings:
+    """Build settings from ``env`` (default: the process environment) over ``.env``."""
+    merged = dict(read_env_file(env_file or ROOT / ".env"))
+    merged.update(os.environ if env is None else env)
+    defaults = MatchSettings()
+    try:
+        match = MatchSettings(
+            answer_cutoff=_float(merged, "KB_ANSWER_CUTOFF", defaults.answer_cutoff),
+            suggest_cutoff=_float(merged, "KB_SUGGEST_CUTOFF", defaults.suggest_cutoff),
+            margin=_float(merged, "KB_MARGIN", defaults.margin),
+        )
+    except ValueError as exc:
+        if isinstance(exc, SettingsError):
+            raise
+        raise SettingsError(f"KB_ANSWER_CUTOFF / KB_SUGGEST_CUTOFF: {exc}") from None
+    settings = Settings(
+        rasa_host=merged.get("RASA_HOST") or "127.0.0.1",
+        rasa_port=_int(merged, "RASA_PORT", 5005),
+        action_port=_int(merged, "ACTION_PORT", 5055),
+        redis_port=_int(merged, "REDIS_PORT", 6380),
+        redis_url=merged.get("REDIS_URL") or None,
+        rasa_token=merged.get("RASA_TOKEN") or None,
+        var_dir=Path(merged.get("BOT_VAR_DIR") or ROOT / "var"),
+        kb_dir=Path(merged.get("KB_DIR") or ROOT / "data" / "faq"),
+        match=match,
+    )
+    settings.redis  # noqa: B018 - validates REDIS_URL now, not on first use
+    return settings

@@ -1,0 +1,98 @@
+"""Train the Rasa model only when what it learns from changed.
+
+The model file is named after a content hash of ``config.yml``, ``domain.yml``, the
+stories, rules and NLU files, the NLU examples generated from the knowledge base, and the
+Rasa version. Same inputs, same file: ``make run`` and ``make test`` skip training in
+seconds, and an answer-only edit to the KB (which changes no NLU example) needs none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bot.kb.loader import load_dir
+from bot.kb.nlu import nlu_yaml
+from bot.settings import ROOT, load_settings
+
+KEEP_MODELS = 3
+
+
+def training_inputs(root: Path = ROOT) -> list[Path]:
+    data = root / "data"
+    files = [root / "config.yml", root / "domain.yml"]
+    files += sorted(p for p in data.glob("*.yml"))
+    files += sorted(p for p in (data / "nlu").rglob("*.yml"))
+    return files
+
+
+def model_hash(inputs: list[Path], generated: str) -> str:
+    import rasa
+
+    digest = hashlib.sha256(f"rasa {rasa.__version__}\n".encode())
+    for path in inputs:
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update(generated.encode())
+    return digest.hexdigest()[:16]
+
+
+def model_path(models_dir: Path | None = None) -> tuple[Path, str, list[Path]]:
+    """Where the model for the current inputs lives, the generated NLU, and the inputs."""
+    settings = load_settings()
+    kb, problems = load_dir(settings.kb_dir)
+    if problems:
+        raise SystemExit(
+            "the knowledge base has problems; fix them before training:\n" + "\n".join(str(p) for p in problems)
+        )
+    generated = nlu_yaml(kb)
+    inputs = training_inputs()
+    digest = model_hash(inputs, generated)
+    return (models_dir or ROOT / "models") / f"{digest}.tar.gz", generated, inputs
+
+
+def train(models_dir: Path | None = None, quiet: bool = False) -> Path:
+    path, generated, inputs = model_path(models_dir)
+    if path.exists():
+        if not quiet:
+            print(f"model is up to date: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+        return path
+    settings = load_settings()
+    gen_file = settings.var_dir / "generated" / "nlu_faq.yml"
+    gen_file.parent.mkdir(parents=True, exist_ok=True)
+    gen_file.write_text(generated, encoding="utf-8")
+    data = [str(p) for p in inputs[2:]] + [str(gen_file)]
+    command = [
+        sys.executable, "-m", "rasa", "train",
+        "--config", str(ROOT / "config.yml"),
+        "--domain", str(ROOT / "domain.yml"),
+        "--data", *data,
+        "--out", str(path.parent),
+        "--fixed-model-name", path.name.removesuffix(".tar.gz"),
+    ]  # fmt: skip
+    print(f"training the Rasa model ({len(generated.splitlines()) - 5} FAQ examples from the KB) ...", flush=True)
+    started = time.monotonic()
+    subprocess.run(command, check=True, cwd=ROOT)
+    print(f"trained {path.name} in {time.monotonic() - started:.0f} s", flush=True)
+    old = sorted(path.parent.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for stale in old[KEEP_MODELS:]:
+        stale.unlink(missing_ok=True)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot.train", description=__doc__.splitlines()[0])
+    parser.add_argument("--print-path", action="store_true", help="print the model path for the current inputs")
+    args = parser.parse_args(argv)
+    if args.print_path:
+        print(model_path()[0])
+        return 0
+    train()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Session fixtures that start the real stack: redis-server, the action server and
+``rasa run`` with the trained model, each on a free loopback port, torn down at the end."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+
+from bot.processes import Process, action_server_process, free_port, rasa_process, redis_process
+from bot.settings import Settings, load_settings
+from bot.train import train
+
+START_TIMEOUT = 240.0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    token: str
+    model: Path
+    log_dir: Path
+    redis: Process
+    actions: Process
+    rasa: Process
+
+    @property
+    def rest_url(self) -> str:
+        return f"{self.settings.rasa_url}/webhooks/rest/webhook"
+
+    def say(self, sender: str, message: str) -> list[dict]:
+        """Send one customer message over the REST channel; return the bot's messages."""
+        response = requests.post(self.rest_url, json={"sender": sender, "message": message}, timeout=60)
+        response.raise_for_status()
+        return response.json()
+
+    def tracker(self, sender: str) -> dict:
+        url = f"{self.settings.rasa_url}/conversations/{sender}/tracker"
+        response = requests.get(url, params={"token": self.token}, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def redis_client(self) -> redis.Redis:
+        address = self.settings.redis
+        return redis.Redis(host=address.host, port=address.port, db=address.db, decode_responses=True)
+
+    def restart_rasa(self) -> None:
+        self.rasa.stop()
+        self.rasa = rasa_process(self.settings, self.model, self.token, self.log_dir)
+        self.rasa.start()
+        self.rasa.wait_healthy(START_TIMEOUT)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not installed; run the tests with `make test`, which installs it")
+    var_dir = tmp_path_factory.mktemp("stack")
+    env = {
+        "BOT_VAR_DIR": str(var_dir),
+        "RASA_PORT": str(free_port()),
+        "ACTION_PORT": str(free_port()),
+        "REDIS_PORT": str(free_port()),
+        "REDIS_URL": "",
+    }
+    settings = load_settings(env, env_file=Path("/nonexistent"))
+    model = train(quiet=True)
+    token = uuid.uuid4().hex
+    log_dir = var_dir / "log"
+    processes = [
+        redis_process(settings.redis_port, var_dir / "redis", log_dir),
+        action_server_process(settings, log_dir),
+        rasa_process(settings, model, token, log_dir),
+    ]
+    started: list[Process] = []
+    try:
+        for process in processes:
+            process.start()
+            started.append(process)
+            process.wait_healthy(START_TIMEOUT)
+        stack = Stack(settings, token, model, log_dir, *processes)
+        yield stack
+        started[-1] = stack.rasa
+    finally:
+        for process in reversed(started):
+            process.stop()
+
+
+def new_sender() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()

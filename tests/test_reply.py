@@ -1,0 +1,34 @@
+"""What the customer sees for each decision."""
+
+from __future__ import annotations
+
+import json
+
+from bot.kb import Matcher, MatchSettings, load_dir
+from bot.kb.reply import HUMAN_PAYLOAD, choice_payload, reply_for
+from tests.test_kb_loader import GOOD
+
+
+def test_answer_carries_links_and_quick_replies(write_kb) -> None:
+    kb, _ = load_dir(write_kb({"a.yml": GOOD}))
+    reply = reply_for(Matcher(kb).match("How do I pay my bill?"), kb)
+    assert reply.text.startswith("Pay in the app under Billing.")
+    assert "Pay online: https://brightline.example/pay" in reply.text
+    assert reply.buttons == [{"title": "Direct debit", "payload": choice_payload("billing-direct-debit", "en")}]
+
+
+def test_suggestion_offers_choices_then_a_person(write_kb) -> None:
+    kb, _ = load_dir(write_kb({"a.yml": GOOD}))
+    matcher = Matcher(kb, MatchSettings(answer_cutoff=100, suggest_cutoff=10))
+    reply = reply_for(matcher.match("pay"), kb)
+    assert reply.response == "utter_did_you_mean"
+    assert [b["payload"] for b in reply.buttons][-1] == HUMAN_PAYLOAD
+    first = reply.buttons[0]["payload"]
+    assert json.loads(first.removeprefix("/faq_choice"))["faq_id"] in {"billing-pay-bill", "billing-direct-debit"}
+
+
+def test_not_understood_offers_a_person(write_kb) -> None:
+    kb, _ = load_dir(write_kb({"a.yml": GOOD}))
+    reply = reply_for(Matcher(kb).match("zzzz qqqq"), kb)
+    assert reply.response == "utter_not_understood"
+    assert reply.buttons[0]["payload"] == HUMAN_PAYLOAD

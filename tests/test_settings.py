@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.settings import SettingsError, load_settings
+
+NO_FILE = Path("/nonexistent/.env")
+
+
+def test_defaults_start_a_local_redis() -> None:
+    settings = load_settings({}, env_file=NO_FILE)
+    assert settings.redis.url == "redis://127.0.0.1:6380/0"
+    assert settings.rasa_url == "http://127.0.0.1:5005"
+
+
+def test_redis_url_is_parsed() -> None:
+    settings = load_settings({"REDIS_URL": "redis://:s3cret@cache.internal:6390/2"}, env_file=NO_FILE)
+    assert (settings.redis.host, settings.redis.port, settings.redis.db) == ("cache.internal", 6390, 2)
+    assert settings.redis.password == "s3cret"
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
+        ({"RASA_PORT": "fifty"}, "RASA_PORT"),
+        ({"ACTION_PORT": "70000"}, "ACTION_PORT"),
+        ({"KB_ANSWER_CUTOFF": "50", "KB_SUGGEST_CUTOFF": "60"}, "KB_ANSWER_CUTOFF"),
+    ],
+)
+def test_bad_value_names_the_variable(env: dict, name: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        load_settings(env, env_file=NO_FILE)
+
+
+def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("# local secrets\nRASA_TOKEN='from-file'\nexport RASA_PORT=6000\n", encoding="utf-8")
+    settings = load_settings({"RASA_PORT": "7000"}, env_file=env_file)
+    assert settings.rasa_token == "from-file"
+    assert settings.rasa_port == 7000
