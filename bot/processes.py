@@ -9,6 +9,7 @@ leaves no orphans behind.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -26,13 +27,14 @@ from pathlib import Path
 from bot.settings import ROOT, Settings
 
 PR_SET_PDEATHSIG = 1
+# Rasa reports usage and errors to its servers by default; a support bot keeps customer
+# conversations on its own machines (and this network has no route out anyway).
+QUIET_RASA = {"RASA_TELEMETRY_ENABLED": "false"}
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -53,7 +55,7 @@ def free_port() -> int:
 
 def http_ok(url: str, expect: Callable[[bytes], bool] | None = None, timeout: float = 2.0) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             body = response.read()
             return response.status == 200 and (expect is None or expect(body))
     except (urllib.error.URLError, OSError, ValueError):
@@ -102,7 +104,7 @@ class Process:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads exist in the supervisor yet
+            preexec_fn=_die_with_parent,
         )
         log.close()
 
@@ -120,11 +122,15 @@ class Process:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.running():
-                raise StartError(f"{self.name} exited during start-up; last lines of {self.log_file}:\n{self.log_tail()}")
+                raise StartError(
+                    f"{self.name} exited during start-up; last lines of {self.log_file}:\n{self.log_tail()}"
+                )
             if self.healthy():
                 return
             time.sleep(0.3)
-        raise StartError(f"{self.name} not healthy after {timeout:.0f} s; last lines of {self.log_file}:\n{self.log_tail()}")
+        raise StartError(
+            f"{self.name} not healthy after {timeout:.0f} s; last lines of {self.log_file}:\n{self.log_tail()}"
+        )
 
     def stop(self, timeout: float = 20.0) -> None:
         if self.popen is None or self.popen.poll() is not None:
@@ -137,10 +143,8 @@ class Process:
             self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
             print(f"{self.name} did not stop within {timeout:.0f} s; killing it", file=sys.stderr)
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             self.popen.wait(5)
 
 
@@ -163,7 +167,7 @@ def redis_process(port: int, data_dir: Path, log_dir: Path) -> Process:
 
 def action_server_process(settings: Settings, log_dir: Path) -> Process:
     port = settings.action_port
-    env = {"KB_DIR": str(settings.kb_dir), "PYTHONUNBUFFERED": "1"}
+    env = {"KB_DIR": str(settings.kb_dir), "PYTHONUNBUFFERED": "1", **QUIET_RASA}
     command = [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
     return Process(
         "action server", command, log_dir / "actions.log", lambda: http_ok(f"http://127.0.0.1:{port}/health"), env
@@ -180,6 +184,7 @@ def rasa_env(settings: Settings) -> dict[str, str]:
         "REDIS_PASSWORD": redis.password,
         "ACTION_ENDPOINT_URL": settings.action_url,
         "PYTHONUNBUFFERED": "1",
+        **QUIET_RASA,
     }
 
 

@@ -52,6 +52,7 @@ def _check_ports(settings: Settings) -> None:
 
 
 def banner(settings: Settings, token_hint: str) -> str:
+    curl_body = '{"sender": "demo", "message": "How can I pay my bill?"}'
     rest = f"{settings.rasa_url}/webhooks/rest/webhook"
     redis = settings.redis
     where = f"{settings.var_dir / 'redis'}" if not settings.redis_url else "REDIS_URL"
@@ -65,7 +66,7 @@ Brightline assistant is running.
   Logs              {settings.var_dir / "log"}
 
 Ask the bot a question:
-  curl -s -X POST {rest} -H 'Content-Type: application/json' -d '{{"sender": "demo", "message": "How can I pay my bill?"}}'
+  curl -s -X POST {rest} -H 'Content-Type: application/json' -d '{curl_body}'
 
 Press Ctrl-C to stop.
 """.rstrip()

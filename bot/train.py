@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from bot.kb.loader import load_dir
 from bot.kb.nlu import nlu_yaml
+from bot.processes import QUIET_RASA
 from bot.settings import ROOT, load_settings
 
 KEEP_MODELS = 3
@@ -75,7 +77,7 @@ def train(models_dir: Path | None = None, quiet: bool = False) -> Path:
     ]  # fmt: skip
     print(f"training the Rasa model ({len(generated.splitlines()) - 5} FAQ examples from the KB) ...", flush=True)
     started = time.monotonic()
-    subprocess.run(command, check=True, cwd=ROOT)
+    subprocess.run(command, check=True, cwd=ROOT, env={**os.environ, **QUIET_RASA})
     print(f"trained {path.name} in {time.monotonic() - started:.0f} s", flush=True)
     old = sorted(path.parent.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime, reverse=True)
     for stale in old[KEEP_MODELS:]:

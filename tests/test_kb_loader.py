@@ -128,7 +128,7 @@ entries:
       ru: В приложении.
     tags: [billing]
 """
-    kb, problems = load_dir(write_kb({"intl.yml": text}))
+    _kb, problems = load_dir(write_kb({"intl.yml": text}))
     assert messages(problems) == [f"{kb_path(problems)}:3: entry 'intl-pay': missing answer in language 'ka'"]
 
 

@@ -38,7 +38,9 @@ def test_exact_question_is_answered(matcher: Matcher) -> None:
 
 def test_unseen_paraphrases_reach_the_right_entry(matcher: Matcher) -> None:
     items = EVAL["paraphrases"]
-    answered = [i for i in items if matcher.match(i["text"]).id == i["id"] and matcher.match(i["text"]).decision == ANSWER]
+    answered = [
+        i for i in items if matcher.match(i["text"]).id == i["id"] and matcher.match(i["text"]).decision == ANSWER
+    ]
     offered = [i for i in items if i["id"] in {c.id for c in matcher.match(i["text"]).candidates}]
     wrong = [
         (i["text"], i["id"], matcher.match(i["text"]).id)
@@ -61,7 +63,9 @@ def test_vague_message_is_not_answered_blindly(matcher: Matcher, item: dict) -> 
 
 def test_vague_messages_mostly_get_choices(matcher: Matcher) -> None:
     results = [matcher.match(i["text"]) for i in EVAL["ambiguous"]]
-    with_choice = [r for r, i in zip(results, EVAL["ambiguous"]) if {c.id for c in r.suggestions} & set(i["ids"])]
+    with_choice = [
+        r for r, i in zip(results, EVAL["ambiguous"], strict=False) if {c.id for c in r.suggestions} & set(i["ids"])
+    ]
     assert len(with_choice) >= 0.8 * len(results), [(r.query, r.decision, r.candidates) for r in results]
 
 

@@ -213,7 +213,7 @@ class _Reader:
         if isinstance(node, yaml.MappingNode):
             fields = self.mapping(node, "alternatives") or {}
             out = {}
-            for key, (key_node, value_node) in fields.items():
+            for _key, (key_node, value_node) in fields.items():
                 code = self.language_code(key_node)
                 values = self.text_list(value_node, "alternatives")
                 if code:

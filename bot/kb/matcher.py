@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from rapidfuzz import fuzz, process
 
 from bot.kb.model import KnowledgeBase
-from bot.kb.normalize import content_words, normalize
+from bot.kb.normalize import content_words
 
 ANSWER = "answer"
 SUGGEST = "suggest"
@@ -112,7 +112,7 @@ class WordIndex:
 
     def __init__(self, variants: list[list[str]], owners: list[str]) -> None:
         document_frequency: dict[str, set[str]] = defaultdict(set)
-        for words, owner in zip(variants, owners):
+        for words, owner in zip(variants, owners, strict=False):
             for word in words:
                 document_frequency[word].add(owner)
         n = max(1, len(set(owners)))
@@ -153,7 +153,7 @@ class WordIndex:
             variant = self.variants[index]
             covered_query = 0.0
             covered_variant: dict[str, float] = {}
-            for weight, expansion in zip(query_weights, expansions):
+            for weight, expansion in zip(query_weights, expansions, strict=False):
                 best = 0.0
                 for word, similarity in expansion.items():
                     if word in variant:

@@ -39,9 +39,10 @@ def test_vague_question_gets_did_you_mean_buttons(stack: Stack) -> None:
 
     picked = next(p for p in payloads if p.startswith("/faq_choice"))
     answer = stack.say(sender, picked)
-    assert stack.tracker(sender)["slots"]["kb_last_match"]["id"] == json.loads(picked.removeprefix("/faq_choice"))[
-        "faq_id"
-    ]
+    assert (
+        stack.tracker(sender)["slots"]["kb_last_match"]["id"]
+        == json.loads(picked.removeprefix("/faq_choice"))["faq_id"]
+    )
     assert "Did you mean" not in texts(answer)
 
 
