@@ -60,11 +60,15 @@ $(STAMP): requirements.txt .python-version
 	$(PY) -m pip check; \
 	rm -f $(VENV)/.installed-*; touch $@
 
+# Debian packages: redis-server for the stack, curl for the printed example (and its test).
+SYSTEM_PACKAGES := redis-server:redis-server curl:curl
 system-deps:
-	@command -v redis-server >/dev/null || { \
-	  echo "installing Debian's redis-server ..."; \
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
+	  command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing ..."; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 
 model: setup
 	@$(PY) -m bot.train
