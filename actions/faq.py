@@ -8,6 +8,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.escalation import decide, escalate
+from bot.frustration import Turn
 from bot.kb.matcher import ANSWER, Match
 from bot.kb.reply import CHOICE_ENTITY, CHOICE_INTENT, LANGUAGE_ENTITY, answer, match_summary, reply_for
 from bot.kb.store import KnowledgeBaseStore
@@ -34,5 +36,11 @@ class ActionAnswerFaq(Action):
         else:
             match = matcher.match(message.get("text") or "")
             reply = reply_for(match, matcher.kb)
+        matched = matcher.kb.get(match.id) if match.id else None
+        sensitive = bool(matched and matched.handoff and match.decision == ANSWER)
+        decision = decide(tracker, matcher.kb, Turn("", match.decision, match.id, sensitive))
+        events = [SlotSet("kb_last_match", match_summary(match))]
+        if decision.handoff and decision.reason != "sensitive_topic":
+            return events + escalate(decision)
         dispatcher.utter_message(text=reply.text, response=reply.response, buttons=reply.buttons)
-        return [SlotSet("kb_last_match", match_summary(match))]
+        return events + (escalate(decision) if decision.handoff else [])

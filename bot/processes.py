@@ -165,9 +165,23 @@ def redis_process(port: int, data_dir: Path, log_dir: Path) -> Process:
     return Process("redis", command, log_dir / "redis.log", lambda: redis_ping("127.0.0.1", port))
 
 
+def service_env(settings: Settings) -> dict[str, str]:
+    """The settings a child process must share with its parent (it re-reads them from env)."""
+    return {
+        "REDIS_URL": settings.redis.url,
+        "RASA_PORT": str(settings.rasa_port),
+        "ACTION_PORT": str(settings.action_port),
+        "HANDOFF_PORT": str(settings.handoff_port),
+        "KB_DIR": str(settings.kb_dir),
+        "BOT_VAR_DIR": str(settings.var_dir),
+        "PYTHONUNBUFFERED": "1",
+        **QUIET_RASA,
+    }
+
+
 def action_server_process(settings: Settings, log_dir: Path) -> Process:
     port = settings.action_port
-    env = {"KB_DIR": str(settings.kb_dir), "PYTHONUNBUFFERED": "1", **QUIET_RASA}
+    env = service_env(settings)
     command = [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
     return Process(
         "action server", command, log_dir / "actions.log", lambda: http_ok(f"http://127.0.0.1:{port}/health"), env
@@ -183,8 +197,7 @@ def rasa_env(settings: Settings) -> dict[str, str]:
         "REDIS_DB": str(redis.db),
         "REDIS_PASSWORD": redis.password,
         "ACTION_ENDPOINT_URL": settings.action_url,
-        "PYTHONUNBUFFERED": "1",
-        **QUIET_RASA,
+        **service_env(settings),
     }
 
 
@@ -208,3 +221,12 @@ def rasa_process(settings: Settings, model: Path, token: str, log_dir: Path) -> 
         return http_ok(url, lambda body: bool(json.loads(body).get("model_id")))
 
     return Process("rasa", command, log_dir / "rasa.log", loaded, rasa_env(settings), stop_signal=signal.SIGINT)
+
+
+def handoff_process(settings: Settings, token: str, log_dir: Path) -> Process:
+    port = settings.handoff_port
+    env = {**service_env(settings), "RASA_TOKEN": token}
+    command = [sys.executable, "-m", "handoff"]
+    return Process(
+        "handoff service", command, log_dir / "handoff.log", lambda: http_ok(f"http://127.0.0.1:{port}/health"), env
+    )

@@ -17,6 +17,7 @@ from bot.processes import (
     Process,
     StartError,
     action_server_process,
+    handoff_process,
     port_is_free,
     rasa_process,
     redis_ping,
@@ -43,7 +44,11 @@ def api_token(settings: Settings) -> str:
 
 
 def _check_ports(settings: Settings) -> None:
-    wanted = [("RASA_PORT", settings.rasa_port), ("ACTION_PORT", settings.action_port)]
+    wanted = [
+        ("RASA_PORT", settings.rasa_port),
+        ("ACTION_PORT", settings.action_port),
+        ("HANDOFF_PORT", settings.handoff_port),
+    ]
     if not settings.redis_url:
         wanted.append(("REDIS_PORT", settings.redis_port))
     for name, port in wanted:
@@ -62,6 +67,8 @@ Brightline assistant is running.
   socket.io channel {settings.rasa_url}/socket.io
   Rasa HTTP API     {settings.rasa_url}  (token: {token_hint})
   Action server     http://127.0.0.1:{settings.action_port}/health
+  Agent console     {settings.handoff_url}/
+                    first agent: .venv/bin/python -m handoff.agents add alice
   Redis             redis://{redis.host}:{redis.port}/{redis.db}  (data: {where})
   Logs              {settings.var_dir / "log"}
 
@@ -94,6 +101,7 @@ def run(settings: Settings) -> int:
             plan.append(redis_process(settings.redis_port, settings.var_dir / "redis", log_dir))
         plan.append(action_server_process(settings, log_dir))
         plan.append(rasa_process(settings, model, token, log_dir))
+        plan.append(handoff_process(settings, token, log_dir))
         for process in plan:
             print(f"starting {process.name} ...", flush=True)
             process.start()

@@ -11,9 +11,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from bot.kb.matcher import MatchSettings
+
+if TYPE_CHECKING:
+    from bot.frustration import FrustrationSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,6 +68,12 @@ class Settings:
     var_dir: Path
     kb_dir: Path
     match: MatchSettings
+    handoff_host: str = "127.0.0.1"
+    handoff_port: int = 5080
+    cookie_secure: bool = False
+    avg_handle_minutes: float = 4.0
+    canned_file: Path = ROOT / "data" / "console" / "canned_responses.yml"
+    frustration: FrustrationSettings | None = None
 
     @property
     def redis(self) -> RedisAddress:
@@ -75,6 +85,10 @@ class Settings:
     @property
     def rasa_url(self) -> str:
         return f"http://{self.rasa_host}:{self.rasa_port}"
+
+    @property
+    def handoff_url(self) -> str:
+        return f"http://{self.handoff_host}:{self.handoff_port}"
 
     @property
     def action_url(self) -> str:
@@ -123,6 +137,8 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
 
 def load_settings(env: Mapping[str, str] | None = None, env_file: Path | None = None) -> Settings:
     """Build settings from ``env`` (default: the process environment) over ``.env``."""
+    from bot.frustration import frustration_settings_from_env  # imports SettingsError from here
+
     merged = dict(read_env_file(env_file or ROOT / ".env"))
     merged.update(os.environ if env is None else env)
     defaults = MatchSettings()
@@ -146,6 +162,12 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: Path | None = 
         var_dir=Path(merged.get("BOT_VAR_DIR") or ROOT / "var"),
         kb_dir=Path(merged.get("KB_DIR") or ROOT / "data" / "faq"),
         match=match,
+        handoff_host=merged.get("HANDOFF_HOST") or "127.0.0.1",
+        handoff_port=_int(merged, "HANDOFF_PORT", 5080),
+        cookie_secure=(merged.get("COOKIE_SECURE") or "").lower() in ("1", "true", "yes"),
+        avg_handle_minutes=_float(merged, "AVG_HANDLE_MINUTES", 4.0),
+        canned_file=Path(merged.get("CANNED_FILE") or ROOT / "data" / "console" / "canned_responses.yml"),
+        frustration=frustration_settings_from_env(merged),
     )
     settings.redis  # noqa: B018 - validates REDIS_URL now, not on first use
     return settings

@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,7 +18,15 @@ import pytest
 import redis
 import requests
 
-from bot.processes import Process, action_server_process, free_port, rasa_process, redis_process
+from bot.processes import (
+    Process,
+    action_server_process,
+    free_port,
+    handoff_process,
+    rasa_process,
+    redis_process,
+    service_env,
+)
 from bot.settings import Settings, load_settings
 from bot.train import train
 
@@ -36,6 +48,7 @@ class Stack:
     redis: Process
     actions: Process
     rasa: Process
+    handoff: Process
 
     @property
     def rest_url(self) -> str:
@@ -57,6 +70,33 @@ class Stack:
         address = self.settings.redis
         return redis.Redis(host=address.host, port=address.port, db=address.db, decode_responses=True)
 
+    @property
+    def console_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.handoff_port}"
+
+    def add_agent(self, name: str, password: str, capacity: int = 3) -> None:
+        """Create an agent account the way an operator does: with the CLI."""
+        result = subprocess.run(
+            [sys.executable, "-m", "handoff.agents", "add", name, "--password-stdin", "--capacity", str(capacity)],
+            input=password + "\n",
+            env={**os.environ, **service_env(self.settings)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+
+    def kill_handoff(self) -> None:
+        """A crash, not a shutdown: SIGKILL leaves whatever it was doing half done."""
+        assert self.handoff.popen is not None
+        os.killpg(self.handoff.popen.pid, signal.SIGKILL)
+        self.handoff.popen.wait(10)
+
+    def start_handoff(self) -> None:
+        self.handoff = handoff_process(self.settings, self.token, self.log_dir)
+        self.handoff.start()
+        self.handoff.wait_healthy(START_TIMEOUT)
+
     def restart_rasa(self) -> None:
         self.rasa.stop()
         self.rasa = rasa_process(self.settings, self.model, self.token, self.log_dir)
@@ -74,6 +114,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "RASA_PORT": str(free_port()),
         "ACTION_PORT": str(free_port()),
         "REDIS_PORT": str(free_port()),
+        "HANDOFF_PORT": str(free_port()),
         "REDIS_URL": "",
     }
     settings = load_settings(env, env_file=Path("/nonexistent"))
@@ -84,6 +125,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         redis_process(settings.redis_port, var_dir / "redis", log_dir),
         action_server_process(settings, log_dir),
         rasa_process(settings, model, token, log_dir),
+        handoff_process(settings, token, log_dir),
     ]
     started: list[Process] = []
     try:
@@ -93,7 +135,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             process.wait_healthy(START_TIMEOUT)
         stack = Stack(settings, token, model, log_dir, *processes)
         yield stack
-        started[-1] = stack.rasa
+        started[2:] = [stack.rasa, stack.handoff]
     finally:
         for process in reversed(started):
             process.stop()

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 from bot.processes import free_port, port_is_free
@@ -34,7 +35,12 @@ def _alive(pid: int) -> bool:
 
 
 def test_make_run_answers_the_printed_curl_and_leaves_nothing_behind(tmp_path: Path) -> None:
-    ports = {"RASA_PORT": free_port(), "ACTION_PORT": free_port(), "REDIS_PORT": free_port()}
+    ports = {
+        "RASA_PORT": free_port(),
+        "ACTION_PORT": free_port(),
+        "REDIS_PORT": free_port(),
+        "HANDOFF_PORT": free_port(),
+    }
     env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "BOT_VAR_DIR": str(tmp_path), "REDIS_URL": ""}
     env.pop("RASA_TOKEN", None)
     proc = subprocess.Popen(
@@ -57,7 +63,9 @@ def test_make_run_answers_the_printed_curl_and_leaves_nothing_behind(tmp_path: P
             output.append(line)
         text = "".join(output)
         pids = [int(p) for p in re.findall(r"started \(pid (\d+)\)", text)]
-        assert len(pids) == 3, text
+        assert len(pids) == 4, text
+        console = next(line.split()[-1] for line in output if line.strip().startswith("Agent console"))
+        assert urllib.request.urlopen(f"{console}login", timeout=10).status == 200
         curl = next(line.strip() for line in output if line.strip().startswith("curl "))
         answer = subprocess.run(shlex.split(curl), capture_output=True, text=True, timeout=60, check=True).stdout
         assert "Direct Debit" in answer or "direct debit" in answer.lower(), answer
@@ -69,7 +77,7 @@ def test_make_run_answers_the_printed_curl_and_leaves_nothing_behind(tmp_path: P
         tail += line
     # make itself dies of the SIGINT once its child has finished, as after a real Ctrl-C.
     assert code in (0, -signal.SIGINT), tail
-    for name in ("rasa", "action server", "redis"):
+    for name in ("handoff service", "rasa", "action server", "redis"):
         assert f"{name} stopped" in tail, tail
     assert not [pid for pid in pids if _alive(pid)], tail
     assert all(port_is_free(port) for port in ports.values())

@@ -1,0 +1,37 @@
+"""The check every customer message passes before the bot answers: should a person take
+over? Shared by the FAQ and small-talk actions so no path skips it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import FollowupAction, SlotSet
+
+from bot.conversation import customer_turns, since_bot_took_over
+from bot.frustration import Decision, Turn, assess
+from bot.kb.model import KnowledgeBase
+from bot.settings import load_settings
+
+FRUSTRATION = load_settings().frustration
+
+HANDOFF_ACTION = "action_handoff"
+REASON_SLOT = "handoff_reason"
+SCORES_SLOT = "handoff_scores"
+
+
+def decide(tracker: Tracker, kb: KnowledgeBase, current: Turn | None = None) -> Decision:
+    """Assess the conversation since the bot last took over, ending with ``current``."""
+    turns = customer_turns(since_bot_took_over(tracker.events), kb)
+    if current is not None and turns:
+        turns[-1] = replace(current, text=turns[-1].text)
+    return assess(turns, FRUSTRATION)
+
+
+def escalate(decision: Decision) -> list[dict]:
+    """Events that make the handoff action run next, with the reason and scores for its card."""
+    return [
+        SlotSet(REASON_SLOT, decision.reason),
+        SlotSet(SCORES_SLOT, list(decision.scores)),
+        FollowupAction(HANDOFF_ACTION),
+    ]

@@ -1,0 +1,105 @@
+"""Hand a conversation to a person: queue it with its card, tell the customer honestly
+what happens next, and pause the bot so it never talks over the agent."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ConversationPaused, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from redis.asyncio import Redis
+
+from actions.escalation import REASON_SLOT, SCORES_SLOT, decide
+from actions.faq import STORE
+from bot.conversation import card_fields
+from bot.settings import load_settings
+from handoff import keys
+from handoff.agents import Agents
+from handoff.queue import Card, Queue, estimate_wait_minutes
+
+_settings = load_settings()
+_redis: Redis | None = None
+
+
+def redis() -> Redis:
+    """One pool per action-server process, created on first use inside its event loop."""
+    global _redis
+    if _redis is None:
+        address = _settings.redis
+        _redis = Redis(host=address.host, port=address.port, db=address.db, password=address.password or None)
+    return _redis
+
+
+def waiting_message(position: int | None, wait: int | None) -> str:
+    if wait is None:
+        return (
+            "I've passed your conversation to our support team. No one is available right now, "
+            "but your messages are saved here and a person will reply as soon as someone is back. "
+            "You don't need to repeat anything."
+        )
+    place = f"You are number {position} in the queue" if position else "You are in the queue"
+    minutes = f"about {wait} minute{'s' if wait != 1 else ''}"
+    return (
+        f"I'm connecting you with a person from our support team. {place}; expected wait: {minutes}. "
+        "They will see this whole conversation, so you won't need to repeat yourself."
+    )
+
+
+class ActionHandoff(Action):
+    def name(self) -> str:
+        return "action_handoff"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict]:
+        decision = decide(tracker, STORE.kb)
+        fields = card_fields(tracker.events, decision)
+        fields["reason"] = tracker.get_slot(REASON_SLOT) or fields["reason"]
+        fields["scores"] = tracker.get_slot(SCORES_SLOT) or fields["scores"]
+        metadata = (tracker.latest_message or {}).get("metadata") or {}
+        card = Card(
+            conversation_id=tracker.sender_id,
+            channel=tracker.get_latest_input_channel() or "unknown",
+            customer_name=tracker.get_slot("customer_name") or metadata.get("customer_name"),
+            vip=bool(tracker.get_slot("vip")),  # set by trusted code only, never by the customer
+            created_at=time.time(),
+            **fields,
+        )
+        queue = Queue(redis())
+        await queue.enqueue(card)
+        position = await queue.position(card.conversation_id)
+        agents_online, free_slots = await Agents(redis()).availability()
+        if position is not None:
+            await queue.remember_position_told(card.conversation_id, position)
+        wait = estimate_wait_minutes(position or 1, agents_online, free_slots, _settings.avg_handle_minutes)
+        dispatcher.utter_message(text=waiting_message(position, wait))
+        return [SlotSet(REASON_SLOT, None), SlotSet(SCORES_SLOT, None), ConversationPaused()]
+
+
+class ActionStoreCsat(Action):
+    """Keeps the customer's 1-5 rating of a closed chat, with the agent who handled it."""
+
+    def name(self) -> str:
+        return "action_store_csat"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict]:
+        raw = next(tracker.get_latest_entity_values("csat_score"), None)
+        try:
+            score = int(raw)
+        except (TypeError, ValueError):
+            score = 0
+        if not 1 <= score <= 5:
+            dispatcher.utter_message(response="utter_csat_question")
+            return []
+        agent = await redis().hget(keys.chat(tracker.sender_id), "agent")
+        await redis().xadd(
+            keys.CSAT,
+            {
+                "conversation_id": tracker.sender_id,
+                "score": score,
+                "agent": agent.decode() if isinstance(agent, bytes) else (agent or ""),
+                "ts": time.time(),
+            },
+        )
+        dispatcher.utter_message(response="utter_csat_thanks")
+        return []

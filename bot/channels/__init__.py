@@ -1,0 +1,1 @@
+"""Rasa channel connectors: the website widget (socket.io), WhatsApp and Messenger."""

@@ -1,0 +1,494 @@
+"""When to hand a conversation to a person: frustration and complexity scoring, in plain functions.
+
+A bot that keeps answering a customer who is angry, stuck in a loop or asking about
+something only a specialist may handle costs more goodwill than a short wait for an
+agent. This module turns a conversation into one decision: hand off or not, at which
+turn, and why, with the signals behind it for the agent's handoff card.
+
+Each message gets a score in [0, 1] from what it says (angry words, swearing, shouting,
+``!!!``, asking for a person) in English, Russian and Georgian. The conversation score
+after a turn combines that message with a decaying memory of the earlier ones and with
+what only the conversation shows: the bot not understanding again and again, the same
+question asked twice, "that didn't help" right after an answer. Scores combine as
+independent pieces of evidence (``1 - (1 - a)(1 - b)``), so they stay in [0, 1] and
+several weak signals together count for more than any one of them.
+
+``python -m bot.frustration [--kb DIR]`` reads ``{"turns": [...]}`` JSON lines on stdin and
+writes one decision per line (a stable contract; see :func:`main`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rapidfuzz import fuzz
+
+from bot import frustration_lexicon as lexicon
+from bot.kb import Matcher, load_dir
+from bot.kb.normalize import STOPWORDS, normalize
+from bot.settings import ROOT, SettingsError, load_settings, read_env_file
+
+ANSWER = "answer"
+SUGGEST = "suggest"
+NONE = "none"
+
+ASKED_FOR_HUMAN = "asked_for_human"
+SENSITIVE_TOPIC = "sensitive_topic"
+REPEATED_FALLBACK = "repeated_fallback"
+NOT_HELPED = "not_helped"
+REPEATED_QUESTION = "repeated_question"
+FRUSTRATED = "frustrated"
+
+# When several reasons fire on the same turn, the first in this order is reported: the
+# customer's own words first, then what the agent most needs to know to pick up the case.
+REASONS: tuple[str, ...] = (
+    ASKED_FOR_HUMAN,
+    SENSITIVE_TOPIC,
+    REPEATED_FALLBACK,
+    NOT_HELPED,
+    REPEATED_QUESTION,
+    FRUSTRATED,
+)
+
+
+@dataclass(frozen=True)
+class FrustrationSettings:
+    """Thresholds and weights. Only ``threshold`` and ``max_fallbacks`` are meant to be tuned
+    per deployment (``FRUSTRATION_THRESHOLD``, ``FRUSTRATION_MAX_FALLBACKS``); the weights
+    are calibrated together on ``tests/data/frustration.jsonl`` and move as a set.
+
+    With the defaults one clearly angry message ("this is ridiculous, you are useless!!!")
+    hands off at once, a single "useless" does not but three in a row do, and a calm
+    problem report or question stays near zero.
+    """
+
+    threshold: float = 0.7
+    max_fallbacks: int = 2
+    # Fallbacks are counted over the last max(fallback_window, max_fallbacks) turns, so an
+    # answered question in between does not reset the count but an old one is forgotten.
+    fallback_window: int = 3
+    # How much of the previous conversation score carries over to the next turn.
+    decay: float = 0.7
+    # rapidfuzz token_set_ratio (0-100) of two messages' content words to call them one question.
+    repeat_similarity: float = 85.0
+    # token_set_ratio calls any subset a perfect match; requiring the shorter message to have
+    # this share of the longer one's words keeps "return an item" vs "is it free to return an
+    # item" (a follow-up) apart from a real repeat.
+    repeat_length_ratio: float = 0.75
+    # Per-message signal weights.
+    anger: float = 0.5
+    anger_extra: float = 0.2
+    profanity: float = 0.4
+    caps: float = 0.3
+    caps_ratio: float = 0.7
+    caps_min_letters: int = 8
+    punctuation: float = 0.2
+    human: float = 0.3
+    feedback: float = 0.15
+    # Shouting and "!!!" on a neutral question are urgency; on an angry or swearing message
+    # they are how angry, so there they count this many times over.
+    intensify: float = 2.0
+    # Cross-turn penalties.
+    fallback_penalty: float = 0.25
+    not_helped_penalty: float = 0.7
+    repeat_penalty: float = 0.45
+
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold <= 1:
+            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
+        if self.max_fallbacks < 1:
+            raise ValueError(f"max_fallbacks must be at least 1, got {self.max_fallbacks}")
+        if not 0 <= self.decay < 1:
+            raise ValueError(f"decay must be in [0, 1), got {self.decay}")
+
+
+def frustration_settings_from_env(env: Mapping[str, str]) -> FrustrationSettings:
+    """Read ``FRUSTRATION_THRESHOLD`` (0-1] and ``FRUSTRATION_MAX_FALLBACKS`` (>= 1) over the defaults.
+
+    Like :func:`bot.settings.load_settings`, a bad value is reported once by name, at
+    start-up, rather than as a stack trace in the middle of a conversation.
+    """
+    defaults = FrustrationSettings()
+    threshold = defaults.threshold
+    max_fallbacks = defaults.max_fallbacks
+    raw = (env.get("FRUSTRATION_THRESHOLD") or "").strip()
+    if raw:
+        try:
+            threshold = float(raw)
+        except ValueError:
+            raise SettingsError(f"FRUSTRATION_THRESHOLD must be a number between 0 and 1, got {raw!r}") from None
+        if not 0 < threshold <= 1:
+            raise SettingsError(f"FRUSTRATION_THRESHOLD must be above 0 and at most 1, got {raw!r}")
+    raw = (env.get("FRUSTRATION_MAX_FALLBACKS") or "").strip()
+    if raw:
+        try:
+            max_fallbacks = int(raw)
+        except ValueError:
+            raise SettingsError(f"FRUSTRATION_MAX_FALLBACKS must be a whole number, got {raw!r}") from None
+        if max_fallbacks < 1:
+            raise SettingsError(f"FRUSTRATION_MAX_FALLBACKS must be at least 1, got {raw!r}")
+    return FrustrationSettings(threshold=threshold, max_fallbacks=max_fallbacks)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One customer message and what the bot did with it."""
+
+    text: str
+    outcome: str | None = None  # "answer" | "suggest" | "none" (fallback) | None (small talk / unknown)
+    entry_id: str | None = None  # KB entry answered or suggested first, if any
+    sensitive: bool = False  # that entry is marked handoff: true in the knowledge base
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What :func:`assess` decided, with the evidence for the agent's handoff card.
+
+    Signal names per turn: the message's own (see :func:`message_score`), ``fallbacks``
+    (a count over the window), ``sensitive`` (1.0), and the cross-turn penalties
+    ``repeated_fallback``, ``not_helped`` and ``repeated_question``.
+    """
+
+    handoff: bool
+    at_turn: int | None  # 1-based turn at which handoff triggers first, else None
+    reason: str | None  # one of REASONS
+    scores: tuple[float, ...]  # running conversation-level frustration after each turn, 3 decimals
+    signals: tuple[dict[str, float], ...]  # per turn, which signals fired and how much
+
+    def as_json(self) -> dict[str, Any]:
+        """The stable ``python -m bot.frustration`` output; other tools parse it."""
+        return {"handoff": self.handoff, "at_turn": self.at_turn, "reason": self.reason, "scores": list(self.scores)}
+
+
+# --- matching the lexicon -------------------------------------------------------------------
+
+
+def _pattern(phrase: str) -> str:
+    """A regular expression for one lexicon phrase on normalised text (see the lexicon's docstring)."""
+    words = []
+    for token in phrase.split():
+        stem = token.endswith("*")
+        core = normalize(token.rstrip("*"))
+        if not core:
+            continue
+        words.append(" ".join(re.escape(part) for part in core.split()) + (r"\w*" if stem else ""))
+    return r"(?<!\S)" + " ".join(words) + r"(?!\S)"
+
+
+def _compile(phrases: Iterable[str]) -> re.Pattern[str]:
+    # Longest first, so "waste of my time" wins over "waste of time" at the same position.
+    ordered = sorted({_pattern(p) for p in phrases}, key=len, reverse=True)
+    return re.compile("|".join(ordered))
+
+
+_ANGER = _compile(lexicon.ANGER)
+_PROFANITY = _compile(lexicon.PROFANITY)
+_MASKED_PROFANITY = re.compile("|".join(lexicon.MASKED_PROFANITY))
+_HUMAN = _compile(lexicon.HUMAN_REQUEST)
+_HUMAN_EXCEPTIONS = _compile(lexicon.HUMAN_EXCEPTIONS)
+_NOT_HELPED = _compile(lexicon.NOT_HELPED)
+_REPEAT_MARKERS = _compile(lexicon.REPEAT_MARKERS)
+_PUNCTUATION_RUN = re.compile(r"[!?¿¡]{2,}")
+
+
+def _hits(pattern: re.Pattern[str], text: str, negatable: bool = False) -> list[str]:
+    """Distinct matches in normalised ``text``; with ``negatable``, skip those right after a negator."""
+    found: list[str] = []
+    for match in pattern.finditer(text):
+        if negatable:
+            before = text[: match.start()].split()[-2:]
+            if any(word in lexicon.NEGATORS for word in before):
+                continue
+        if match.group() not in found:
+            found.append(match.group())
+    return found
+
+
+def _caps_ratio(text: str, min_letters: int) -> float:
+    """Share of upper-case letters among letters that have case; 0 when too few to tell.
+
+    Georgian has no case, so its letters are left out rather than counted as lower case.
+    """
+    cased = [c for c in text if c.isupper() or c.islower()]
+    if len(cased) < min_letters:
+        return 0.0
+    return sum(c.isupper() for c in cased) / len(cased)
+
+
+def _punctuation(text: str, weight: float) -> float:
+    """``!!`` is emphasis, ``!!!``/``???``/``?!`` is exasperation, and more of it is worse."""
+    runs = _PUNCTUATION_RUN.findall(text)
+    if not runs:
+        return 0.0
+    strengths = []
+    for run in runs:
+        mixed = "?" in run and "!" in run
+        if len(run) >= 5:
+            strengths.append(1.5 * weight)
+        elif len(run) >= 3 or mixed:
+            strengths.append(weight)
+        else:
+            strengths.append(weight / 2)
+    return min(max(strengths) + 0.25 * weight * (len(runs) - 1), 2 * weight)
+
+
+def _combine(values: Iterable[float]) -> float:
+    """Independent evidence: ``1 - prod(1 - v)``, always within [0, 1]."""
+    rest = 1.0
+    for value in values:
+        rest *= 1.0 - min(1.0, max(0.0, value))
+    return 1.0 - rest
+
+
+def asks_for_human(text: str) -> bool:
+    """True when the message asks for a person ("agent please", "позовите оператора", "ოპერატორი")."""
+    folded = _HUMAN_EXCEPTIONS.sub(" ", normalize(text))
+    return bool(_HUMAN.search(folded))
+
+
+def says_not_helped(text: str) -> bool:
+    """True for feedback that the last answer failed ("that didn't help", "не помогло", "არ დამეხმარა")."""
+    return bool(_NOT_HELPED.search(normalize(text)))
+
+
+def is_small_talk(text: str) -> bool:
+    """A greeting, thanks, goodbye or yes/no: nothing for the knowledge base to answer."""
+    words = normalize(text).split()
+    return bool(words) and all(word in lexicon.SMALL_TALK for word in words)
+
+
+def message_score(text: str, settings: FrustrationSettings | None = None) -> tuple[float, dict[str, float]]:
+    """Score one message in [0, 1] and say which signals fired, each with its contribution.
+
+    Signals: ``anger``, ``profanity``, ``caps``, ``punctuation``, ``human`` (asks for a
+    person) and ``feedback`` ("that didn't help"; mild here, strong in :func:`assess` when
+    it follows an answer). A problem report or a polite question fires none of them.
+    """
+    s = settings or FrustrationSettings()
+    folded = normalize(text)
+    signals: dict[str, float] = {}
+    anger = _hits(_ANGER, folded, negatable=True)
+    if anger:
+        signals["anger"] = min(1.0, s.anger + s.anger_extra * (len(anger) - 1))
+    profanity = _hits(_PROFANITY, folded) + _MASKED_PROFANITY.findall(text.casefold())
+    if profanity:
+        signals["profanity"] = min(1.0, s.profanity + 0.1 * (len(set(profanity)) - 1))
+    boost = s.intensify if signals else 1.0
+    ratio = _caps_ratio(text, s.caps_min_letters)
+    if ratio >= s.caps_ratio:
+        signals["caps"] = min(1.0, s.caps * boost)
+    punctuation = _punctuation(text, s.punctuation)
+    if punctuation:
+        signals["punctuation"] = min(1.0, punctuation * boost)
+    if asks_for_human(text):
+        signals["human"] = s.human
+    if _NOT_HELPED.search(folded):
+        signals["feedback"] = s.feedback
+    signals = {name: round(value, 3) for name, value in signals.items()}
+    return round(_combine(signals.values()), 3), signals
+
+
+# --- the conversation ----------------------------------------------------------------------
+
+
+def _question_words(text: str) -> str:
+    """Content words of a message that could be a question: without feelings, swearing and feedback.
+
+    Two messages are compared only on these, so "this is useless" twice is anger, not a
+    repeated question, and "how do I pay my bill" vs "I ASKED how do I pay my bill!!!" is one.
+    """
+    if is_small_talk(text) or asks_for_human(text):
+        return ""
+    folded = normalize(text)
+    for pattern in (_ANGER, _PROFANITY, _NOT_HELPED, _REPEAT_MARKERS):
+        folded = pattern.sub(" ", folded)
+    words = [word for word in folded.split() if word not in STOPWORDS]
+    return " ".join(words) if len(words) >= 2 else ""
+
+
+def _same_question(a: str, b: str, settings: FrustrationSettings) -> bool:
+    if not (a and b):
+        return False
+    shorter, longer = sorted((len(a.split()), len(b.split())))
+    return shorter / longer >= settings.repeat_length_ratio and fuzz.token_set_ratio(a, b) >= settings.repeat_similarity
+
+
+def assess(turns: Sequence[Turn], settings: FrustrationSettings | None = None) -> Decision:
+    """Decide whether and when to hand the conversation to a person, and why.
+
+    Hands off at the first turn where the customer asks for a person, a sensitive entry
+    is answered (a suggestion is only a guess the customer has not confirmed), fallbacks
+    reach ``max_fallbacks``, or the conversation score reaches ``threshold``. Scores and
+    signals are still computed for every later turn, so the agent sees the whole picture.
+    """
+    s = settings or FrustrationSettings()
+    window = max(s.fallback_window, s.max_fallbacks)
+    scores: list[float] = []
+    all_signals: list[dict[str, float]] = []
+    questions: list[str] = []
+    answered: list[str] = []
+    previous = 0.0
+    at_turn: int | None = None
+    reason: str | None = None
+    for index, turn in enumerate(turns):
+        message, signals = message_score(turn.text, s)
+        fired: list[str] = []
+        penalties: dict[str, float] = {}
+
+        if "human" in signals:
+            fired.append(ASKED_FOR_HUMAN)
+        if turn.sensitive and turn.outcome != SUGGEST:
+            fired.append(SENSITIVE_TOPIC)
+            signals["sensitive"] = 1.0
+
+        if turn.outcome == NONE:
+            recent = turns[max(0, index - window + 1) : index + 1]
+            fallbacks = sum(t.outcome == NONE for t in recent)
+            if fallbacks >= 2:
+                penalties[REPEATED_FALLBACK] = _combine([s.fallback_penalty] * (fallbacks - 1))
+            if fallbacks >= s.max_fallbacks:
+                fired.append(REPEATED_FALLBACK)
+            signals["fallbacks"] = float(fallbacks)
+
+        if "feedback" in signals:
+            earlier = [t for t in turns[:index] if not (t.outcome is None and is_small_talk(t.text))]
+            if earlier and earlier[-1].outcome == ANSWER:
+                penalties[NOT_HELPED] = s.not_helped_penalty
+
+        words = _question_words(turn.text)
+        repeats = sum(_same_question(words, other, s) for other in questions)
+        if turn.outcome == ANSWER and turn.entry_id and turn.entry_id in answered:
+            repeats = max(repeats, answered.count(turn.entry_id))
+        if repeats:
+            penalties[REPEATED_QUESTION] = _combine([s.repeat_penalty] * min(repeats, 3))
+        if words:
+            questions.append(words)
+        if turn.outcome == ANSWER and turn.entry_id:
+            answered.append(turn.entry_id)
+
+        base = _combine([message, s.decay * previous])
+        score = round(_combine([base, *penalties.values()]), 3)
+        signals.update({name: round(value, 3) for name, value in penalties.items()})
+        scores.append(score)
+        all_signals.append(signals)
+        previous = score
+
+        if at_turn is not None:
+            continue
+        if score >= s.threshold:
+            # A cross-turn penalty on this turn is what pushed the score over: name it, since
+            # "stuck in a loop" tells the agent more than "frustrated".
+            pushed = [name for name in (REPEATED_FALLBACK, NOT_HELPED, REPEATED_QUESTION) if name in penalties]
+            fired.extend(pushed or [FRUSTRATED])
+        if fired:
+            at_turn = index + 1
+            reason = min(fired, key=REASONS.index)
+    return Decision(
+        handoff=at_turn is not None,
+        at_turn=at_turn,
+        reason=reason,
+        scores=tuple(scores),
+        signals=tuple(all_signals),
+    )
+
+
+def turns_from_texts(texts: Sequence[str], matcher: Matcher) -> list[Turn]:
+    """Build turns by running the knowledge-base matcher on each customer message.
+
+    Small talk and requests for a person get outcome ``None``: they are not questions,
+    so the KB not matching them is no fallback. The same holds for feedback and venting
+    ("that didn't help", "this is ridiculous") that the KB cannot match: the bot did
+    understand those, and counting them as fallbacks would report the wrong reason.
+    """
+    turns: list[Turn] = []
+    for text in texts:
+        if is_small_talk(text) or asks_for_human(text):
+            turns.append(Turn(text))
+            continue
+        match = matcher.match(text)
+        if match.decision == NONE:
+            _, signals = message_score(text)
+            if {"anger", "profanity", "feedback"} & set(signals):
+                turns.append(Turn(text))
+                continue
+        entry = matcher.kb.get(match.id) if match.id else None
+        turns.append(
+            Turn(
+                text,
+                outcome=match.decision,
+                entry_id=match.id,
+                sensitive=bool(entry is not None and entry.handoff),
+            )
+        )
+    return turns
+
+
+# --- command line --------------------------------------------------------------------------
+
+
+def _parse_line(line: str) -> list[str]:
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("turns"), list):
+        raise ValueError('expected an object with a "turns" list, like {"turns": ["hello", "..."]}')
+    if not all(isinstance(text, str) for text in data["turns"]):
+        raise ValueError('every item of "turns" must be a string')
+    return data["turns"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bot.frustration [--kb DIR]``: a stable contract other tools rely on.
+
+    Reads JSON lines ``{"turns": ["msg", ...]}`` (one conversation's customer messages in
+    order) and writes one line per input line, flushed:
+    ``{"handoff": bool, "at_turn": n|null, "reason": str|null, "scores": [...]}``.
+    A malformed line gets ``{"error": "..."}`` and a ``line N: ...`` message on stderr, and
+    the rest still run; the exit code is 1 if any line was bad, 2 on a configuration or
+    knowledge-base problem, else 0. Blank lines are skipped.
+    """
+    parser = argparse.ArgumentParser(prog="python -m bot.frustration", description=__doc__.splitlines()[0])
+    parser.add_argument("--kb", type=Path, help="folder of .yml files (default: KB_DIR or data/faq)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        frustration = frustration_settings_from_env({**read_env_file(ROOT / ".env"), **os.environ})
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    directory = args.kb or settings.kb_dir
+    kb, problems = load_dir(directory)
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(f"knowledge base {directory} has problems; fix them first (python -m bot.kb check)", file=sys.stderr)
+        return 2
+    matcher = Matcher(kb, settings.match)
+    bad = 0
+    for number, line in enumerate(sys.stdin, start=1):
+        if not line.strip():
+            continue
+        try:
+            texts = _parse_line(line)
+        except ValueError as exc:
+            bad += 1
+            print(f"line {number}: {exc}", file=sys.stderr)
+            out: dict[str, Any] = {"error": f"line {number}: {exc}"}
+        else:
+            out = assess(turns_from_texts(texts, matcher), frustration).as_json()
+        sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The handoff service: queue, agents, console and the Rasa API client (aiohttp)."""

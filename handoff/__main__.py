@@ -1,0 +1,3 @@
+from handoff.app import main
+
+main()

@@ -1,0 +1,632 @@
+// Brightline live-agent console (plain ES2020, no build step).
+// SECURITY: server data is only ever inserted with textContent / createTextNode /
+// setAttribute on inert attributes; no HTML-string APIs are used anywhere in this file.
+'use strict';
+
+const TITLE = 'Brightline console';
+const REASONS = {
+  asked_for_human: 'Asked for a person',
+  frustrated: 'Frustrated',
+  repeated_fallback: 'Bot did not understand repeatedly',
+  repeated_question: 'Asked the same again',
+  not_helped: 'Answer did not help',
+  sensitive_topic: 'Topic needs a person',
+};
+const BACKOFF_MS = [1000, 2000, 5000];
+const PING_MS = 25000;
+
+// The whole client state. Render functions read from here; handlers write to it.
+const state = {
+  me: null,            // /api/me object
+  waiting: [],         // Summary[]
+  mine: [],            // Summary[]
+  known: null,         // Set of conversation ids seen in the queue (null = first load)
+  openId: null,        // conversation currently shown
+  chat: null,          // /api/chats/{id} payload for openId
+  turnKeys: new Set(), // dedupe turns arriving both by fetch and by socket
+  canned: [],
+  alerts: 0,           // unseen events, shown in the document title
+  audio: null,         // AudioContext, created on first user gesture
+  busy: false,         // an action on the open chat is in flight
+};
+
+const $ = (id) => document.getElementById(id);
+let paneTake = null; // "Take this chat" button of the chat pane, detached when not needed
+
+// ---------- tiny DOM helper (text only, never HTML) ----------
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value == null || value === false) continue;
+    if (key === 'class') node.className = value;
+    else if (key === 'text') node.textContent = String(value);
+    else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, String(value)); // only data-*, title, type, aria-* are used
+  }
+  for (const child of children) {
+    if (child == null || child === false) continue;
+    node.append(typeof child === 'string' ? document.createTextNode(child) : child);
+  }
+  return node;
+}
+
+// ---------- formatting ----------
+
+function reasonText(reason) {
+  if (!reason) return 'Handoff';
+  return REASONS[reason] || reason.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
+}
+
+function waitText(since) {
+  const mins = Math.floor((Date.now() / 1000 - since) / 60);
+  if (!(mins >= 1)) return '<1 min';
+  if (mins < 60) return `${mins} min`;
+  return `${Math.floor(mins / 60)} h ${mins % 60} min`;
+}
+
+function timeText(epoch) {
+  const d = new Date(epoch * 1000);
+  const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  return d.toDateString() === new Date().toDateString()
+    ? time : `${d.toLocaleDateString([], { month: 'short', day: 'numeric' })} ${time}`;
+}
+
+const fmtScore = (n) => (Number(n) || 0).toFixed(2);
+const fmtPriority = (n) => (Number(n) || 0).toFixed(2);
+// Priority is frustration (0..1) plus bonuses, so these cut-offs mirror the score colours.
+const priorityLevel = (n) => (n >= 0.8 ? 'is-high' : n >= 0.5 ? 'is-mid' : 'is-low');
+const isMine = (chat) => !!(chat && state.me && chat.state === 'assigned' && chat.agent === state.me.name);
+
+// ---------- HTTP ----------
+
+async function api(method, path, body) {
+  const opts = {
+    method,
+    credentials: 'same-origin',
+    headers: { 'Content-Type': 'application/json', 'X-Requested-With': 'console' },
+  };
+  if (body !== undefined) opts.body = JSON.stringify(body);
+  const res = await fetch(path, opts);
+  if (res.status === 401) { // session gone: the login page is the only way forward
+    location.href = '/login';
+    throw new Error('Not logged in');
+  }
+  let data = null;
+  try { data = await res.json(); } catch (_) { /* empty or non-JSON body is fine on 200 */ }
+  if (!res.ok) {
+    const msg = (data && (data.error || data.message)) || `Request failed (${res.status})`;
+    throw new Error(msg);
+  }
+  return data;
+}
+
+function showError(message) {
+  $('chat-error-text').textContent = message || '';
+  $('chat-error').hidden = !message;
+}
+
+// ---------- alerts: beep + title badge ----------
+
+// Browsers only allow audio after a user gesture, so the context is made lazily.
+function unlockAudio() {
+  if (state.audio) return;
+  const Ctx = window.AudioContext || window.webkitAudioContext;
+  if (Ctx) state.audio = new Ctx();
+}
+
+function beep() {
+  const ctx = state.audio;
+  if (!ctx) return;
+  if (ctx.state === 'suspended') ctx.resume();
+  const osc = ctx.createOscillator();
+  const gain = ctx.createGain();
+  const t = ctx.currentTime;
+  osc.type = 'sine';
+  osc.frequency.setValueAtTime(880, t);
+  osc.frequency.setValueAtTime(660, t + 0.09);
+  gain.gain.setValueAtTime(0.0001, t); // ramps avoid clicks
+  gain.gain.exponentialRampToValueAtTime(0.15, t + 0.02);
+  gain.gain.exponentialRampToValueAtTime(0.0001, t + 0.22);
+  osc.connect(gain).connect(ctx.destination);
+  osc.start(t);
+  osc.stop(t + 0.25);
+}
+
+function alertAgent() {
+  state.alerts += 1;
+  renderTitle();
+  beep();
+}
+
+function clearAlerts() {
+  if (!state.alerts) return;
+  state.alerts = 0;
+  renderTitle();
+}
+
+function renderTitle() {
+  document.title = state.alerts ? `(${state.alerts}) ${TITLE}` : TITLE;
+}
+
+// ---------- render: header ----------
+
+function renderHeader() {
+  const me = state.me;
+  if (!me) return;
+  $('agent-name').textContent = me.name;
+  $('presence').value = me.status;
+  $('presence').setAttribute('data-status', me.status);
+  const active = state.known ? state.mine.filter((c) => c.state === 'assigned').length : me.active;
+  $('load').textContent = `${active} / ${me.capacity} chats`;
+}
+
+function renderConnection(stateName) {
+  const labels = { connecting: 'Connecting…', live: 'Live', down: 'Reconnecting…' };
+  const node = $('conn');
+  node.setAttribute('data-state', stateName);
+  node.textContent = labels[stateName];
+}
+
+// ---------- render: queue lists ----------
+
+function waitingItem(s) {
+  const take = el('button', {
+    type: 'button', class: 'btn btn-primary btn-small', 'data-testid': 'take-button', text: 'Take',
+    onclick: (e) => { e.stopPropagation(); takeChat(s.conversation_id); },
+  });
+  return el('li', {
+    class: `chat-item${s.conversation_id === state.openId ? ' is-open' : ''}`,
+    'data-testid': 'queue-item', 'data-conversation-id': s.conversation_id,
+    onclick: () => openChat(s.conversation_id),
+  },
+  el('div', { class: 'chat-item-main' },
+    el('div', { class: 'chat-item-title' },
+      el('span', { class: 'title-text', text: reasonText(s.reason), title: s.customer_name || 'Unknown customer' }),
+      el('span', { class: `badge badge-priority ${priorityLevel(s.priority)}`, title: 'Priority (higher is served first)', 'data-testid': 'priority', text: fmtPriority(s.priority) })),
+    el('div', { class: 'chat-item-meta' },
+      el('span', { class: 'wait', 'data-since': s.waiting_since, 'data-testid': 'wait-time', text: waitText(s.waiting_since) }),
+      el('span', { text: s.channel || '' }),
+      s.position != null && el('span', { class: 'position', title: 'Position in queue', text: `#${s.position}` }))),
+  take);
+}
+
+function mineItem(s) {
+  return el('li', {
+    class: `chat-item${s.conversation_id === state.openId ? ' is-open' : ''}`,
+    'data-testid': 'my-chat-item', 'data-conversation-id': s.conversation_id,
+    onclick: () => openChat(s.conversation_id),
+  },
+  el('div', { class: 'chat-item-main' },
+    el('div', { class: 'chat-item-title' },
+      el('span', { class: 'title-text', text: s.customer_name || 'Unknown customer' })),
+    el('div', { class: 'chat-item-meta' },
+      el('span', { text: reasonText(s.reason) }),
+      el('span', { text: s.channel || '' }),
+      s.state !== 'assigned' && el('span', { class: 'badge badge-state', text: s.state }))),
+  s.unread > 0 && el('span', { class: 'badge badge-unread', 'data-testid': 'unread-count', title: 'Unread messages', text: s.unread }));
+}
+
+function renderList(listId, countId, items, makeItem, emptyText) {
+  const list = $(listId);
+  list.replaceChildren(...(items.length ? items.map(makeItem) : [el('li', { class: 'empty-row', text: emptyText })]));
+  $(countId).textContent = String(items.length);
+}
+
+function renderQueue() {
+  renderList('queue-waiting', 'waiting-count', state.waiting, waitingItem, 'Nobody is waiting.');
+  renderList('my-chats', 'mine-count', state.mine, mineItem, 'No chats assigned to you.');
+  renderHeader();
+}
+
+// Wait times tick without rebuilding the lists (a rebuild could swallow a click).
+function tickWaitTimes() {
+  for (const node of document.querySelectorAll('[data-since]')) {
+    node.textContent = waitText(Number(node.getAttribute('data-since')));
+  }
+}
+
+// ---------- render: chat pane ----------
+
+function factsLine(card) {
+  const fact = (label, value) => el('span', {}, `${label} `, el('b', { text: value }));
+  return el('div', { class: 'card-facts' },
+    fact('Customer', card.customer_name || 'Unknown customer'),
+    fact('Channel', card.channel || '—'),
+    fact('Language', card.language || '—'),
+    fact('Priority', card.priority == null ? '—' : fmtPriority(card.priority)),
+    card.created_at ? fact('Handed over', timeText(card.created_at)) : null);
+}
+
+function scoresBlock(scores) {
+  if (!scores || !scores.length) return el('p', { class: 'muted', text: 'No scores.' });
+  const bars = scores.map((raw, i) => {
+    const v = Math.max(0, Math.min(1, Number(raw) || 0));
+    const bar = el('span', { class: `score-bar${v >= 0.7 ? ' high' : v >= 0.4 ? ' mid' : ''}` });
+    bar.style.height = `${Math.round(v * 30) + 2}px`; // CSSOM, not an inline style attribute
+    return el('span', { class: 'score', title: `Customer turn ${i + 1}: ${fmtScore(v)}` },
+      bar, el('span', { class: 'score-num', text: v.toFixed(1) }));
+  });
+  const peak = Math.max(...scores.map((n) => Number(n) || 0));
+  return el('div', {}, el('div', { class: 'scores', 'data-testid': 'card-scores' }, ...bars),
+    el('div', { class: 'muted', text: `Peak ${fmtScore(peak)} over ${scores.length} turn${scores.length === 1 ? '' : 's'}` }));
+}
+
+function kbBlock(matches) {
+  if (!matches || !matches.length) return el('p', { class: 'muted', text: 'The bot did not search the knowledge base.' });
+  const rows = matches.map((m) => el('tr', {},
+    el('td', {}, el('div', { text: m.query }), m.id && el('div', { class: 'kb-id', text: m.id })),
+    el('td', { text: m.decision }),
+    el('td', { class: 'num', text: fmtScore(m.score) })));
+  return el('table', { class: 'kb', 'data-testid': 'card-kb' },
+    el('thead', {}, el('tr', {}, el('th', { text: 'Query / entry' }), el('th', { text: 'Decision' }), el('th', { text: 'Score' }))),
+    el('tbody', {}, ...rows));
+}
+
+function renderCard() {
+  const card = state.chat.card || {};
+  const summary = card.summary && card.summary.length
+    ? el('ul', { 'data-testid': 'card-summary' }, ...card.summary.map((line) => el('li', { text: line })))
+    : el('p', { class: 'muted', text: 'No summary.' });
+  $('chat-card').replaceChildren(
+    el('div', { class: 'card-head' },
+      el('h2', { class: 'card-reason', 'data-testid': 'card-reason', 'data-reason': card.reason || '', text: reasonText(card.reason) }),
+      card.vip ? el('span', { class: 'badge badge-vip', text: 'VIP' }) : null,
+      factsLine(card)),
+    el('div', { class: 'card-grid' },
+      el('div', {}, el('h3', { text: 'Frustration per turn' }), scoresBlock(card.scores)),
+      el('div', {}, el('h3', { text: 'Summary' }), summary),
+      el('div', {}, el('h3', { text: 'Knowledge base tried' }), kbBlock(card.kb_matches))));
+}
+
+function whoText(turn) {
+  if (turn.role === 'customer') return (state.chat.card && state.chat.card.customer_name) || 'Customer';
+  if (turn.role === 'agent') return turn.agent || 'Agent';
+  if (turn.role === 'bot') return 'Bot';
+  return 'System';
+}
+
+function turnNode(turn) {
+  const buttons = turn.buttons && turn.buttons.length
+    ? el('div', { class: 'turn-buttons', title: 'Buttons the bot offered' },
+      ...turn.buttons.map((b) => el('span', { text: b.title })))
+    : null;
+  return el('li', { class: 'turn', 'data-testid': 'turn', 'data-role': turn.role },
+    el('div', { class: 'turn-meta' },
+      el('span', { class: 'turn-who', text: whoText(turn) }),
+      turn.timestamp ? el('time', { text: timeText(turn.timestamp) }) : null),
+    el('div', { class: 'turn-text', 'data-testid': 'turn-text', text: turn.text || '' }),
+    buttons);
+}
+
+const turnKey = (t) => `${t.role}|${t.timestamp}|${t.agent || ''}|${t.text}`;
+
+function renderTranscript() {
+  const turns = state.chat.transcript || [];
+  state.turnKeys = new Set(turns.map(turnKey));
+  const list = $('transcript');
+  list.replaceChildren(...turns.map(turnNode));
+  list.scrollTop = list.scrollHeight;
+}
+
+// Append one live turn; keep the view pinned to the bottom only if it already was.
+function appendTurn(turn) {
+  const key = turnKey(turn);
+  if (state.turnKeys.has(key)) return;
+  state.turnKeys.add(key);
+  state.chat.transcript.push(turn);
+  const list = $('transcript');
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 60;
+  list.append(turnNode(turn));
+  if (atBottom || turn.role === 'agent') list.scrollTop = list.scrollHeight;
+}
+
+function composerNote(chat) {
+  if (isMine(chat)) return '';
+  if (chat.state === 'waiting') return 'This customer is waiting. Take the chat to reply.';
+  if (chat.state === 'closed') return 'This chat is closed.';
+  if (chat.state === 'assigned') return `${chat.agent || 'Another agent'} is handling this chat.`;
+  return 'The bot is handling this conversation.';
+}
+
+function renderControls() {
+  const chat = state.chat;
+  const mine = isMine(chat);
+  const note = composerNote(chat);
+  for (const id of ['reply-input', 'reply-send', 'canned', 'handback', 'close-chat']) {
+    $(id).disabled = !mine || state.busy;
+  }
+  $('composer-note').textContent = note;
+  $('composer-note').hidden = !note;
+  // The pane's take button is only in the DOM for waiting chats, so exactly one is findable.
+  if (chat.state === 'waiting') {
+    paneTake.disabled = state.busy;
+    if (!paneTake.isConnected) $('handback').before(paneTake);
+  } else {
+    paneTake.remove();
+  }
+}
+
+function renderChat() {
+  const open = !!(state.openId && state.chat);
+  $('chat').hidden = !open;
+  $('empty').hidden = open;
+  if (!open) return;
+  renderCard();
+  renderTranscript();
+  renderControls();
+}
+
+function renderCanned() {
+  const select = $('canned');
+  select.replaceChildren(el('option', { value: '', text: state.canned.length ? 'Canned responses…' : 'No canned responses' }),
+    ...state.canned.map((c, i) => el('option', { value: i, title: c.text, text: c.title })));
+}
+
+// ---------- data loading ----------
+
+async function loadMe() {
+  state.me = await api('GET', '/api/me');
+  renderHeader();
+}
+
+// Applies a queue snapshot (from GET or socket) and raises an alert for chats not seen before.
+function applyQueue(data) {
+  const waiting = data.waiting || [];
+  const mine = data.mine || [];
+  const ids = new Set([...waiting, ...mine].map((s) => s.conversation_id));
+  if (state.known) {
+    const fresh = [...ids].filter((id) => !state.known.has(id));
+    if (fresh.length) alertAgent();
+  }
+  state.known = ids;
+  state.waiting = waiting;
+  // The open chat counts as read, whatever the server still thinks.
+  state.mine = mine.map((s) => (s.conversation_id === state.openId ? { ...s, unread: 0 } : s));
+  renderQueue();
+}
+
+async function loadQueue() {
+  applyQueue(await api('GET', '/api/queue'));
+}
+
+async function loadChat(id) {
+  const data = await api('GET', `/api/chats/${encodeURIComponent(id)}`);
+  if (id !== state.openId) return; // the agent clicked elsewhere meanwhile
+  data.transcript = data.transcript || [];
+  state.chat = data;
+  renderChat();
+}
+
+async function loadCanned() {
+  try {
+    state.canned = (await api('GET', '/api/canned')) || [];
+  } catch (_) {
+    state.canned = []; // canned replies are a convenience; the console works without them
+  }
+  renderCanned();
+}
+
+// The server counts unread until the chat is fetched again; a quiet fetch resets it
+// without re-rendering (which would jump the transcript while the agent scrolls).
+function markRead(id) {
+  api('GET', `/api/chats/${encodeURIComponent(id)}`).catch(() => {});
+}
+
+// ---------- actions ----------
+
+async function openChat(id) {
+  if (id !== state.openId) {
+    state.openId = id;
+    state.chat = null;
+    $('reply-input').value = '';
+    showError('');
+  }
+  clearAlerts();
+  state.mine = state.mine.map((s) => (s.conversation_id === id ? { ...s, unread: 0 } : s));
+  renderQueue();
+  try {
+    await loadChat(id);
+  } catch (err) {
+    showError(err.message);
+    if (!state.chat) renderChat(); // do not leave the previous chat on screen
+  }
+}
+
+async function takeChat(id) {
+  showError('');
+  state.busy = true;
+  if (state.chat) renderControls();
+  try {
+    await api('POST', `/api/chats/${encodeURIComponent(id)}/claim`);
+    state.busy = false;
+    await openChat(id);
+    $('reply-input').focus();
+  } catch (err) {
+    showError(err.message); // e.g. 409: another agent was faster
+    if (id === state.openId) loadChat(id).catch(() => {});
+  } finally {
+    state.busy = false;
+    if (state.chat) renderControls();
+    loadQueue().catch(() => {});
+  }
+}
+
+// Runs a POST on the open chat, then refreshes it and the queue.
+async function chatAction(path, body) {
+  const id = state.openId;
+  if (!id || state.busy) return false;
+  showError('');
+  state.busy = true;
+  renderControls();
+  let ok = false;
+  try {
+    await api('POST', `/api/chats/${encodeURIComponent(id)}/${path}`, body);
+    ok = true;
+  } catch (err) {
+    showError(err.message);
+  }
+  state.busy = false;
+  if (state.openId === id) {
+    await loadChat(id).catch((err) => showError(err.message));
+    if (state.chat) renderControls();
+  }
+  loadQueue().catch(() => {});
+  return ok;
+}
+
+async function sendReply() {
+  const input = $('reply-input');
+  const text = input.value.trim();
+  if (!text || !isMine(state.chat)) return;
+  const id = state.openId;
+  if (await chatAction('reply', { text })) {
+    if (state.openId === id && input.value.trim() === text) input.value = '';
+    input.focus();
+  }
+}
+
+function closeChat() {
+  if (!window.confirm('Close this chat? The customer will get the satisfaction survey.')) return;
+  chatAction('close');
+}
+
+// Inserts the canned text at the cursor so the agent can still edit around it.
+function insertCanned() {
+  const select = $('canned');
+  const item = select.value === '' ? null : state.canned[Number(select.value)];
+  select.value = '';
+  if (!item) return;
+  const input = $('reply-input');
+  const { selectionStart: start, selectionEnd: end, value } = input;
+  input.value = value.slice(0, start) + item.text + value.slice(end);
+  input.focus();
+  input.selectionStart = input.selectionEnd = start + item.text.length;
+}
+
+async function setPresence() {
+  const select = $('presence');
+  try {
+    state.me = await api('POST', '/api/me/status', { status: select.value });
+  } catch (err) {
+    showError(`Could not change status: ${err.message}`);
+  }
+  renderHeader();
+}
+
+// ---------- live updates (WebSocket) ----------
+
+const socket = { ws: null, attempt: 0, ping: null, everOpen: false };
+
+function connect() {
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const ws = new WebSocket(`${proto}//${location.host}/ws`);
+  socket.ws = ws;
+  ws.addEventListener('open', onSocketOpen);
+  ws.addEventListener('message', (e) => {
+    try { handleSocketMessage(JSON.parse(e.data)); } catch (err) { console.error('bad socket message', err); }
+  });
+  ws.addEventListener('close', onSocketClose);
+}
+
+function onSocketOpen() {
+  renderConnection('live');
+  const reconnect = socket.everOpen;
+  socket.everOpen = true;
+  socket.attempt = 0;
+  clearInterval(socket.ping);
+  socket.ping = setInterval(() => {
+    if (socket.ws && socket.ws.readyState === WebSocket.OPEN) socket.ws.send(JSON.stringify({ type: 'ping' }));
+  }, PING_MS);
+  // Anything pushed while we were disconnected is lost, so resync from the API.
+  if (reconnect) {
+    loadQueue().catch(() => {});
+    if (state.openId) loadChat(state.openId).catch(() => {});
+  }
+}
+
+function onSocketClose() {
+  clearInterval(socket.ping);
+  renderConnection('down');
+  const delay = BACKOFF_MS[Math.min(socket.attempt, BACKOFF_MS.length - 1)];
+  socket.attempt += 1;
+  // A socket that keeps failing may mean the session expired; api() redirects on 401.
+  if (socket.attempt > 1) api('GET', '/api/me').catch(() => {});
+  setTimeout(connect, delay);
+}
+
+function handleSocketMessage(msg) {
+  if (msg.type === 'queue') applyQueue(msg);
+  else if (msg.type === 'message') onLiveTurn(msg.conversation_id, msg.message);
+  else if (msg.type === 'chat_state') onChatState(msg);
+}
+
+function onLiveTurn(id, turn) {
+  if (!turn) return;
+  const isOpen = id === state.openId && state.chat;
+  if (isOpen) appendTurn(turn);
+  if (turn.role !== 'customer') return;
+  if (isOpen && isMine(state.chat)) markRead(id);
+  const mineSummary = state.mine.find((s) => s.conversation_id === id);
+  if (!isOpen && mineSummary) {
+    mineSummary.unread = (mineSummary.unread || 0) + 1; // the next queue push will confirm it
+    renderQueue();
+  }
+  if ((!isOpen && mineSummary) || (isOpen && document.hidden)) alertAgent();
+}
+
+function onChatState(msg) {
+  if (msg.conversation_id !== state.openId || !state.chat) return;
+  state.chat.state = msg.state;
+  state.chat.agent = msg.agent;
+  renderControls();
+}
+
+// ---------- wiring ----------
+
+function bindEvents() {
+  $('reply-input').addEventListener('keydown', (e) => {
+    // Enter sends, Shift+Enter is a newline; ignore Enter that confirms an IME composition.
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      sendReply();
+    }
+  });
+  $('reply-send').addEventListener('click', sendReply);
+  $('handback').addEventListener('click', () => chatAction('handback'));
+  $('close-chat').addEventListener('click', closeChat);
+  paneTake = $('take-chat');
+  paneTake.addEventListener('click', () => takeChat(state.openId));
+  paneTake.remove();
+  $('canned').addEventListener('change', insertCanned);
+  $('presence').addEventListener('change', setPresence);
+  $('chat-error-dismiss').addEventListener('click', () => showError(''));
+  window.addEventListener('focus', clearAlerts);
+  document.addEventListener('visibilitychange', () => { if (!document.hidden) clearAlerts(); });
+  for (const type of ['pointerdown', 'keydown']) {
+    window.addEventListener(type, unlockAudio, { capture: true, passive: true });
+  }
+}
+
+async function initConsole() {
+  bindEvents();
+  renderTitle();
+  try {
+    await loadMe();
+  } catch (err) {
+    showError(err.message);
+    return;
+  }
+  connect();
+  loadCanned();
+  loadQueue().catch((err) => showError(err.message));
+  setInterval(tickWaitTimes, 15000);
+}
+
+function initLogin() {
+  const params = new URLSearchParams(location.search);
+  $('login-error').hidden = params.get('error') !== '1';
+}
+
+if ($('login-form')) initLogin();
+else initConsole();

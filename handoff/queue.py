@@ -1,0 +1,218 @@
+"""The queue of conversations waiting for a person, and who has which chat.
+
+Redis holds it all so that any number of handoff-service replicas (and the action server,
+which enqueues) share one truth. Changes that touch several keys run as one Lua script:
+two agents clicking "Take" at the same moment can never both get the chat, and a chat is
+never both waiting and assigned.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+
+from handoff import keys
+
+WAITING, ASSIGNED, BOT, CLOSED = "waiting", "assigned", "bot", "closed"
+
+# Waiting raises priority by this much per minute, so a calm customer is not overtaken
+# forever by angrier ones who arrive later.
+AGING_PER_MINUTE = 0.05
+
+_ENQUEUE = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'waiting' or state == 'assigned' then
+  return state
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'state', 'waiting', 'card', ARGV[2], 'created_at', ARGV[3], 'priority', ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+return 'queued'
+"""
+
+_CLAIM = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'waiting' then
+  return {0, state or 'missing', redis.call('HGET', KEYS[1], 'agent') or ''}
+end
+local capacity = tonumber(redis.call('HGET', KEYS[4], 'capacity') or '3')
+if redis.call('SCARD', KEYS[3]) >= capacity then
+  return {0, 'full', ''}
+end
+redis.call('HSET', KEYS[1], 'state', 'assigned', 'agent', ARGV[2], 'assigned_at', ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
+return {1, 'assigned', ARGV[2]}
+"""
+
+_RELEASE = """
+local agent = redis.call('HGET', KEYS[1], 'agent')
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'closed_at', ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[1])
+if agent then
+  redis.call('SREM', 'handoff:agent:' .. agent .. ':chats', ARGV[1])
+  redis.call('HDEL', 'handoff:unread:' .. agent, ARGV[1])
+end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Card:
+    """What the agent sees on top of the chat: why the bot handed off and what it tried."""
+
+    conversation_id: str
+    reason: str
+    scores: list[float] = field(default_factory=list)
+    channel: str = "unknown"
+    customer_name: str | None = None
+    language: str | None = None
+    summary: list[str] = field(default_factory=list)
+    kb_matches: list[dict[str, Any]] = field(default_factory=list)
+    vip: bool = False
+    created_at: float = field(default_factory=time.time)
+
+    @property
+    def priority(self) -> float:
+        """Higher first: frustration, a topic only people handle, and VIP customers."""
+        base = max(self.scores, default=0.0)
+        bonus = {"sensitive_topic": 0.3, "frustrated": 0.2, "repeated_fallback": 0.1}.get(self.reason, 0.0)
+        return round(base + bonus + (1.0 if self.vip else 0.0), 3)
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "priority": self.priority}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Card:
+        data = json.loads(text)
+        data.pop("priority", None)
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Chat:
+    conversation_id: str
+    state: str
+    card: Card
+    agent: str | None
+    created_at: float
+    priority: float
+
+    def effective_priority(self, now: float) -> float:
+        return self.priority + AGING_PER_MINUTE * max(0.0, now - self.created_at) / 60
+
+    def summary(self, position: int | None = None, unread: int = 0) -> dict[str, Any]:
+        """The row the console lists; everything in it is shown as text."""
+        return {
+            "conversation_id": self.conversation_id,
+            "reason": self.card.reason,
+            "priority": self.priority,
+            "waiting_since": self.created_at,
+            "channel": self.card.channel,
+            "customer_name": self.card.customer_name,
+            "language": self.card.language,
+            "state": self.state,
+            "agent": self.agent,
+            "position": position,
+            "unread": unread,
+        }
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    ok: bool
+    state: str
+    agent: str | None
+
+
+def estimate_wait_minutes(position: int, agents_online: int, free_slots: int, avg_handle_minutes: float) -> int | None:
+    """A wait we can honestly promise: ``None`` when nobody is online to take the chat."""
+    if agents_online <= 0:
+        return None
+    if free_slots >= position:
+        return 1
+    rounds = math.ceil((position - free_slots) / agents_online)
+    return max(1, math.ceil(rounds * avg_handle_minutes))
+
+
+class Queue:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._enqueue = redis.register_script(_ENQUEUE)
+        self._claim = redis.register_script(_CLAIM)
+        self._release = redis.register_script(_RELEASE)
+
+    async def enqueue(self, card: Card) -> bool:
+        """Queue a conversation; ``False`` if it is already waiting or with an agent."""
+        result = await self._enqueue(
+            keys=[keys.chat(card.conversation_id), keys.QUEUE],
+            args=[card.conversation_id, card.to_json(), repr(card.created_at), repr(card.priority)],
+        )
+        return _text(result) == "queued"
+
+    async def get(self, conversation_id: str) -> Chat | None:
+        data = await self.redis.hgetall(keys.chat(conversation_id))
+        if not data:
+            return None
+        data = {_text(k): _text(v) for k, v in data.items()}
+        return Chat(
+            conversation_id=conversation_id,
+            state=data.get("state", CLOSED),
+            card=Card.from_json(data["card"]) if data.get("card") else Card(conversation_id, "unknown"),
+            agent=data.get("agent") or None,
+            created_at=float(data.get("created_at") or 0),
+            priority=float(data.get("priority") or 0),
+        )
+
+    async def waiting(self, now: float | None = None) -> list[Chat]:
+        """Waiting chats, the one to take next first."""
+        now = time.time() if now is None else now
+        ids = [_text(i) for i in await self.redis.zrange(keys.QUEUE, 0, -1)]
+        chats = [chat for chat in [await self.get(i) for i in ids] if chat and chat.state == WAITING]
+        return sorted(chats, key=lambda c: (-c.effective_priority(now), c.created_at))
+
+    async def position(self, conversation_id: str) -> int | None:
+        for index, chat in enumerate(await self.waiting(), start=1):
+            if chat.conversation_id == conversation_id:
+                return index
+        return None
+
+    async def claim(self, conversation_id: str, agent: str) -> ClaimResult:
+        ok, state, owner = await self._claim(
+            keys=[keys.chat(conversation_id), keys.QUEUE, keys.agent_chats(agent), keys.agent(agent)],
+            args=[conversation_id, agent, repr(time.time())],
+        )
+        return ClaimResult(bool(int(ok)), _text(state), _text(owner) or None)
+
+    async def release(self, conversation_id: str, state: str) -> bool:
+        """End the human part of a chat: back to the bot, or closed."""
+        assert state in (BOT, CLOSED)
+        done = await self._release(
+            keys=[keys.chat(conversation_id), keys.QUEUE], args=[conversation_id, state, repr(time.time())]
+        )
+        return bool(int(done))
+
+    async def chats_of(self, agent: str) -> list[Chat]:
+        ids = sorted(_text(i) for i in await self.redis.smembers(keys.agent_chats(agent)))
+        return [chat for chat in [await self.get(i) for i in ids] if chat]
+
+    async def remember_position_told(self, conversation_id: str, position: int) -> bool:
+        """Record the position the customer was last told; ``True`` if it changed."""
+        previous = await self.redis.hget(keys.chat(conversation_id), "position_told")
+        if previous is not None and int(_text(previous)) == position:
+            return False
+        await self.redis.hset(keys.chat(conversation_id), "position_told", position)
+        return True
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)

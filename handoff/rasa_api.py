@@ -1,0 +1,81 @@
+"""The handoff service's only way to reach a customer: Rasa's HTTP API.
+
+Agent replies are appended to the customer's own tracker as ``bot`` events with the
+agent's name in their metadata, with ``execute_side_effects=true&output_channel=latest``,
+so they reach the customer on whatever channel they use and stay in the one transcript.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+
+class RasaError(RuntimeError):
+    pass
+
+
+class RasaApi:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, token: str) -> None:
+        self.session = session
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+
+    def _url(self, conversation_id: str, path: str) -> str:
+        return f"{self.base_url}/conversations/{quote(conversation_id, safe='')}/{path}"
+
+    async def _call(self, method: str, url: str, params: dict | None = None, json: Any = None) -> Any:
+        params = {"token": self.token, **(params or {})}
+        try:
+            async with self.session.request(
+                method, url, params=params, json=json, timeout=aiohttp.ClientTimeout(total=30)
+            ) as response:
+                if response.status >= 400:
+                    raise RasaError(f"Rasa answered {response.status} to {method} {url}: {await response.text()}")
+                return await response.json(content_type=None)
+        except aiohttp.ClientError as exc:
+            raise RasaError(f"cannot reach Rasa at {self.base_url}: {exc}") from exc
+
+    async def append(self, conversation_id: str, events: list[dict]) -> Any:
+        """Append events and deliver any bot message through the customer's latest channel."""
+        return await self._call(
+            "POST",
+            self._url(conversation_id, "tracker/events"),
+            params={"execute_side_effects": "true", "output_channel": "latest"},
+            json=events,
+        )
+
+    async def say(
+        self, conversation_id: str, text: str, agent: str | None = None, buttons: list[dict] | None = None
+    ) -> None:
+        event: dict[str, Any] = {"event": "bot", "text": text, "timestamp": time.time()}
+        if buttons:
+            event["data"] = {"buttons": buttons}
+        if agent:
+            event["metadata"] = {"agent": agent}
+        await self.append(conversation_id, [event])
+
+    async def resume(self, conversation_id: str) -> None:
+        await self.append(conversation_id, [{"event": "resume", "timestamp": time.time()}])
+
+    async def execute(self, conversation_id: str, action: str) -> None:
+        """Run one action (say a response) as the bot, on the customer's channel, then
+        listen: Rasa's /execute does not, and without ``action_listen`` the bot's rules
+        would not recognise the customer's next message as a new turn."""
+        await self._call(
+            "POST",
+            self._url(conversation_id, "execute"),
+            params={"output_channel": "latest"},
+            json={"name": action},
+        )
+        await self._call(
+            "POST",
+            self._url(conversation_id, "tracker/events"),
+            json=[{"event": "action", "name": "action_listen", "timestamp": time.time()}],
+        )
+
+    async def tracker(self, conversation_id: str) -> dict:
+        return await self._call("GET", self._url(conversation_id, "tracker"))

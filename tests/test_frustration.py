@@ -1,0 +1,475 @@
+"""Frustration and complexity scoring: per-message signals, the conversation decision, and the CLI contract."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from bot import frustration_lexicon as lexicon
+from bot.frustration import (
+    ANSWER,
+    NONE,
+    REASONS,
+    SUGGEST,
+    Decision,
+    FrustrationSettings,
+    Turn,
+    assess,
+    frustration_settings_from_env,
+    message_score,
+    turns_from_texts,
+)
+from bot.kb import Matcher, load
+from bot.settings import SettingsError
+from tests.conftest import DEMO_KB, ROOT
+
+EVAL = [
+    json.loads(line)
+    for line in (ROOT / "tests" / "data" / "frustration.jsonl").read_text(encoding="utf-8").splitlines()
+    if line.strip()
+]
+
+
+@pytest.fixture(scope="module")
+def matcher() -> Matcher:
+    return Matcher(load(DEMO_KB))
+
+
+def signals(text: str) -> dict[str, float]:
+    return message_score(text)[1]
+
+
+def answered(text: str, entry_id: str, sensitive: bool = False) -> Turn:
+    return Turn(text, outcome=ANSWER, entry_id=entry_id, sensitive=sensitive)
+
+
+def fallback(text: str) -> Turn:
+    return Turn(text, outcome=NONE)
+
+
+# --- per-message signals -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "how do I pay my bill?",
+        "my internet is not working",
+        "thanks!",
+        "thanks!!",
+        "not bad",
+        "Hello, what plans do you offer?",
+        "Can I get next-day delivery?",
+        "What is my SIM PIN?",
+        "I want to switch to another operator",
+        "Как оплатить счёт?",
+        "интернет не работает",
+        "спасибо!",
+        "ინტერნეტი არ მუშაობს",
+        "როგორ გადავიხადო ანგარიში?",
+        "მადლობა!",
+    ],
+)
+def test_polite_questions_and_problem_reports_score_low(text: str) -> None:
+    score, fired = message_score(text)
+    assert score < 0.2, fired
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "this is useless",
+        "ridiculous",
+        "terrible service",
+        "I'm fed up with this",
+        "what a waste of time",
+        "это бесполезно",
+        "ужасный сервис",
+        "вы меня достали",
+        "надоело",
+        "ეს უსარგებლოა",
+        "საშინელი მომსახურებაა",
+        "მომბეზრდა",
+        "დროის კარგვაა",
+    ],
+)
+def test_angry_words_fire_in_english_russian_and_georgian(text: str) -> None:
+    assert "anger" in signals(text)
+
+
+def test_russian_and_georgian_stems_match_inflected_forms() -> None:
+    for text in ("бесполезный бот", "бесполезная поддержка", "ужасно", "ужасные условия", "საშინელება"):
+        assert "anger" in signals(text), text
+
+
+@pytest.mark.parametrize(
+    "text", ["not bad", "not terrible at all", "it isn't useless", "не ужасно", "არ არის საშინელი"]
+)
+def test_negated_anger_does_not_fire(text: str) -> None:
+    assert "anger" not in signals(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "damn it",
+        "wtf",
+        "this is crap",
+        "oh shit",
+        "f*ck this",
+        "what the f**k",
+        "sh!t",
+        "блин",
+        "чёрт возьми",
+        "ჯანდაბა",
+    ],
+)
+def test_profanity_fires_including_masked_forms(text: str) -> None:
+    assert "profanity" in signals(text)
+
+
+def test_shouting_needs_enough_letters_and_works_for_cyrillic_not_georgian() -> None:
+    assert "caps" in signals("WHY IS MY BILL SO HIGH")
+    assert "caps" in signals("ПОЧЕМУ ТАК ДОРОГО")
+    assert "caps" not in signals("HELP ME")  # fewer than 8 letters: could be an acronym
+    assert "caps" not in signals("What is my SIM PIN and PUK?")
+    assert "caps" not in signals("ინტერნეტი არ მუშაობს დიდი ხანია")  # Georgian has no case
+
+
+def test_repeated_punctuation_fires_and_more_is_worse() -> None:
+    for text in ("why!!!", "why???", "what?!?!", "really?!"):
+        assert "punctuation" in signals(text), text
+    assert "punctuation" not in signals("why? and how!")
+    assert signals("why!!!!!!")["punctuation"] > signals("why!!!")["punctuation"] > signals("why!!")["punctuation"]
+
+
+def test_shouting_and_exclamations_intensify_anger_more_than_a_neutral_question() -> None:
+    assert signals("this is useless!!!")["punctuation"] > signals("where is my parcel!!!")["punctuation"]
+    assert signals("THIS IS USELESS")["caps"] > signals("WHERE IS MY PARCEL")["caps"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "let me talk to a human",
+        "real person please",
+        "agent please",
+        "operator",
+        "can I speak to someone",
+        "I'd like to talk to a manager",
+        "позовите оператора",
+        "хочу поговорить с человеком",
+        "соедините с живым человеком",
+        "ოპერატორი",
+        "ადამიანთან მინდა საუბარი",
+        "ცოცხალ ადამიანს დამაკავშირეთ",
+    ],
+)
+def test_requests_for_a_person_are_recognised_in_every_language(text: str) -> None:
+    assert "human" in signals(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["I want to switch to another operator", "сменить оператора", "перейти к другому оператору", "მობილური ოპერატორი"],
+)
+def test_mobile_operator_is_not_a_request_for_a_person(text: str) -> None:
+    assert "human" not in signals(text)
+
+
+@pytest.mark.parametrize("text", ["that didn't help", "still not working", "не помогло", "არ დამეხმარა"])
+def test_not_helped_feedback_is_mild_on_its_own(text: str) -> None:
+    score, fired = message_score(text)
+    assert "feedback" in fired
+    assert score < 0.2
+
+
+def test_one_clearly_angry_message_reaches_the_threshold() -> None:
+    threshold = FrustrationSettings().threshold
+    for text in (
+        "This is ridiculous, you are useless!!!",
+        "THIS IS USELESS!!!",
+        "это просто ужасно, бесполезный бот!!!",
+    ):
+        assert message_score(text)[0] >= threshold, text
+    assert message_score("this is useless")[0] < threshold
+
+
+def test_scores_stay_within_zero_and_one() -> None:
+    words = [*lexicon.ANGER[:20], *lexicon.PROFANITY[:15], "HUMAN", "!!!!!!", "???", "ОПЕРАТОР", "ужас"]
+    rng = random.Random(7)
+    messages = [" ".join(rng.choices(words, k=rng.randint(1, 12))).replace("*", "") for _ in range(200)]
+    messages.append("FUCK THIS USELESS RIDICULOUS TERRIBLE BOT!!!!!! ?!?!?! HUMAN NOW DAMN SHIT WTF")
+    for text in messages:
+        score, fired = message_score(text)
+        assert 0.0 <= score <= 1.0, text
+        assert all(0.0 <= value <= 1.0 for value in fired.values()), (text, fired)
+    outcomes = [ANSWER, SUGGEST, NONE, None]
+    turns = [Turn(m, outcome=rng.choice(outcomes), entry_id=rng.choice(["a", "b", None])) for m in messages]
+    decision = assess(turns)
+    assert len(decision.scores) == len(turns) == len(decision.signals)
+    assert all(0.0 <= s <= 1.0 for s in decision.scores)
+
+
+# --- across the conversation ---------------------------------------------------------------
+
+
+def test_calm_customer_with_several_questions_is_not_handed_off() -> None:
+    decision = assess(
+        [
+            Turn("hi"),
+            answered("How do I pay my bill?", "billing-pay-bill"),
+            answered("how long does delivery take?", "delivery-time"),
+            answered("what plans do you offer?", "plans-offer"),
+            Turn("thanks!"),
+        ]
+    )
+    assert decision == Decision(False, None, None, (0.0, 0.0, 0.0, 0.0, 0.0), decision.signals)
+
+
+def test_asking_for_a_person_hands_off_even_when_calm() -> None:
+    decision = assess([answered("How do I pay my bill?", "billing-pay-bill"), Turn("could I talk to a human please")])
+    assert (decision.handoff, decision.at_turn, decision.reason) == (True, 2, "asked_for_human")
+    assert decision.scores[-1] < FrustrationSettings().threshold
+
+
+def test_sensitive_entry_hands_off_when_answered_but_not_when_only_suggested() -> None:
+    answered_turn = assess([Turn("hi"), answered("my account has been hacked", "account-report-fraud", sensitive=True)])
+    assert (answered_turn.at_turn, answered_turn.reason) == (2, "sensitive_topic")
+    suggested = assess([Turn("hacked?", outcome=SUGGEST, entry_id="account-report-fraud", sensitive=True)])
+    assert not suggested.handoff
+
+
+def test_fallbacks_hand_off_when_they_reach_max_fallbacks() -> None:
+    decision = assess([fallback("blorp"), fallback("zzz qwerty")])
+    assert (decision.at_turn, decision.reason) == (2, "repeated_fallback")
+
+
+def test_fallbacks_count_within_the_last_few_turns_not_forever() -> None:
+    close = assess([fallback("blorp"), answered("pay bill", "billing-pay-bill"), fallback("zzz")])
+    assert (close.at_turn, close.reason) == (3, "repeated_fallback")
+    far = [fallback("blorp")] + [answered(f"question {i}", f"entry-{i}") for i in range(4)] + [fallback("zzz")]
+    assert not assess(far).handoff
+
+
+def test_same_question_asked_again_raises_the_score_and_hands_off_the_third_time() -> None:
+    decision = assess(
+        [
+            answered("How do I pay my bill?", "billing-pay-bill"),
+            Turn("how do i pay my bill", outcome=SUGGEST, entry_id="billing-pay-bill"),
+            Turn("I ASKED how do I pay my bill", outcome=SUGGEST, entry_id="billing-pay-bill"),
+        ]
+    )
+    assert "repeated_question" in decision.signals[1]
+    assert (decision.at_turn, decision.reason) == (3, "repeated_question")
+
+
+def test_same_entry_answered_again_counts_as_repeated_question() -> None:
+    decision = assess(
+        [answered("ways to pay", "billing-pay-bill"), answered("where can I settle what I owe", "billing-pay-bill")]
+    )
+    assert "repeated_question" in decision.signals[1]
+
+
+def test_related_follow_up_question_is_not_a_repeat() -> None:
+    decision = assess([answered("how do I return an item", "returns-how"), Turn("is it free to return an item")])
+    assert "repeated_question" not in decision.signals[1]
+
+
+def test_anger_said_twice_is_not_a_repeated_question() -> None:
+    decision = assess([Turn("this is useless"), Turn("this is useless")])
+    assert "repeated_question" not in decision.signals[1]
+
+
+def test_didnt_help_right_after_an_answer_hands_off_but_not_after_a_fallback() -> None:
+    for text in ("that didn't help", "не помогло", "არ დამეხმარა", "still not working"):
+        decision = assess([answered("How do I reset my router?", "devices-reset-router"), Turn(text)])
+        assert (decision.at_turn, decision.reason) == (2, "not_helped"), text
+    after_fallback = assess([Turn("zzz"), Turn("that didn't help")])
+    assert not after_fallback.handoff
+
+
+def test_small_talk_between_answer_and_feedback_does_not_hide_it() -> None:
+    decision = assess([answered("How do I reset my router?", "devices-reset-router"), Turn("ok"), Turn("didn't help")])
+    assert (decision.at_turn, decision.reason) == (3, "not_helped")
+
+
+def test_frustration_builds_up_over_turns_and_fades_when_the_customer_calms_down() -> None:
+    decision = assess([Turn("this is useless"), Turn("useless"), Turn("I'm fed up"), Turn("ok"), Turn("ok")])
+    assert (decision.at_turn, decision.reason) == (3, "frustrated")
+    assert decision.scores[0] < decision.scores[1] < decision.scores[2]
+    assert decision.scores[2] > decision.scores[3] > decision.scores[4]
+
+
+def test_scores_are_computed_for_every_turn_after_the_handoff() -> None:
+    decision = assess([Turn("agent please"), Turn("THIS IS RIDICULOUS!!!"), Turn("thanks")])
+    assert decision.at_turn == 1
+    assert len(decision.scores) == 3
+    assert decision.scores[1] > decision.scores[0]
+    assert "anger" in decision.signals[1]
+
+
+def test_priority_when_several_reasons_fire_on_the_same_turn() -> None:
+    human_and_sensitive = assess([answered("my account was hacked, get me a human", "account-report-fraud", True)])
+    assert human_and_sensitive.reason == "asked_for_human"
+    sensitive_and_angry = assess([answered("my account was hacked, this is ridiculous!!!", "fraud", True)])
+    assert sensitive_and_angry.reason == "sensitive_topic"
+    fallback_and_angry = assess([fallback("blorp"), fallback("wtf this is useless garbage!!!")])
+    assert fallback_and_angry.reason == "repeated_fallback"
+    repeat_and_angry = assess(
+        [answered("how do I pay my bill", "billing-pay-bill"), Turn("HOW DO I PAY MY BILL, THIS IS RIDICULOUS!!!")]
+    )
+    assert repeat_and_angry.reason == "repeated_question"
+    assert REASONS[0] == "asked_for_human" and REASONS[-1] == "frustrated"
+
+
+def test_empty_conversation_is_not_handed_off() -> None:
+    assert assess([]) == Decision(False, None, None, (), ())
+
+
+# --- settings ------------------------------------------------------------------------------
+
+
+def test_higher_threshold_or_more_fallbacks_change_the_decision() -> None:
+    angry = [Turn("damn, this is useless")]
+    assert assess(angry).reason == "frustrated"
+    assert not assess(angry, FrustrationSettings(threshold=0.9)).handoff
+    assert assess([Turn("this is useless")], FrustrationSettings(threshold=0.4)).handoff
+    lost = [fallback("blorp"), fallback("zzz"), fallback("qwerty")]
+    assert assess(lost).at_turn == 2
+    assert assess(lost, FrustrationSettings(max_fallbacks=3)).at_turn == 3
+    assert not assess(lost[:2], FrustrationSettings(max_fallbacks=3)).handoff
+
+
+def test_frustration_settings_are_read_from_the_environment() -> None:
+    assert frustration_settings_from_env({}) == FrustrationSettings()
+    settings = frustration_settings_from_env({"FRUSTRATION_THRESHOLD": "0.85", "FRUSTRATION_MAX_FALLBACKS": "4"})
+    assert (settings.threshold, settings.max_fallbacks) == (0.85, 4)
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"FRUSTRATION_THRESHOLD": "high"}, "FRUSTRATION_THRESHOLD"),
+        ({"FRUSTRATION_THRESHOLD": "1.5"}, "FRUSTRATION_THRESHOLD"),
+        ({"FRUSTRATION_THRESHOLD": "0"}, "FRUSTRATION_THRESHOLD"),
+        ({"FRUSTRATION_MAX_FALLBACKS": "two"}, "FRUSTRATION_MAX_FALLBACKS"),
+        ({"FRUSTRATION_MAX_FALLBACKS": "2.5"}, "FRUSTRATION_MAX_FALLBACKS"),
+        ({"FRUSTRATION_MAX_FALLBACKS": "0"}, "FRUSTRATION_MAX_FALLBACKS"),
+    ],
+)
+def test_bad_frustration_setting_names_the_variable(env: dict, name: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        frustration_settings_from_env(env)
+
+
+# --- with the knowledge base ---------------------------------------------------------------
+
+
+def test_turns_from_texts_uses_the_matcher_and_marks_small_talk(matcher: Matcher) -> None:
+    turns = turns_from_texts(
+        ["hello", "How do I pay my bill?", "blorp zzz", "my account has been hacked", "agent please", "спасибо"],
+        matcher,
+    )
+    assert [t.outcome for t in turns] == [None, ANSWER, NONE, ANSWER, None, None]
+    assert turns[1].entry_id == "billing-pay-bill" and not turns[1].sensitive
+    assert turns[3].entry_id == "account-report-fraud" and turns[3].sensitive
+
+
+def test_feedback_and_venting_the_kb_cannot_match_are_not_fallbacks(matcher: Matcher) -> None:
+    turns = turns_from_texts(["that didn't help", "this is ridiculous"], matcher)
+    assert [t.outcome for t in turns] == [None, None]
+
+
+def test_evaluation_set_covers_every_reason_and_language() -> None:
+    reasons = Counter(item["reason"] for item in EVAL)
+    assert set(REASONS) <= set(reasons)
+    assert reasons[None] >= 15
+    text = " ".join(t for item in EVAL for t in item["turns"])
+    assert any("а" <= c <= "я" for c in text) and any("\u10d0" <= c <= "\u10ff" for c in text)
+
+
+def test_evaluation_set_decisions(matcher: Matcher) -> None:
+    results = [(item, assess(turns_from_texts(item["turns"], matcher))) for item in EVAL]
+    handoff_right = [item for item, d in results if d.handoff == item["handoff"]]
+    expected_handoffs = [(item, d) for item, d in results if item["handoff"]]
+    reason_right = [item for item, d in expected_handoffs if (d.reason, d.at_turn) == (item["reason"], item["at_turn"])]
+    wrong = [
+        (item["turns"], item["reason"], d.reason, d.at_turn) for item, d in results if d.handoff != item["handoff"]
+    ]
+    assert len(handoff_right) >= 0.9 * len(EVAL), wrong
+    assert len(reason_right) >= 0.85 * len(expected_handoffs), [
+        (item["turns"], item["reason"], item["at_turn"], d.reason, d.at_turn)
+        for item, d in expected_handoffs
+        if (d.reason, d.at_turn) != (item["reason"], item["at_turn"])
+    ]
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+def run_cli(stdin: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bot.frustration", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
+
+
+def test_cli_writes_one_decision_per_conversation_with_exactly_the_contract_keys() -> None:
+    lines = [
+        {"turns": ["How do I pay my bill?", "thanks!"]},
+        {"turns": ["позовите оператора"]},
+        {"turns": ["How do I update my card details?", "that didn't help"]},
+    ]
+    result = run_cli("\n".join(json.dumps(line, ensure_ascii=False) for line in lines) + "\n\n")
+    assert result.returncode == 0, result.stderr
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert all(set(o) == {"handoff", "at_turn", "reason", "scores"} for o in out)
+    assert out[0] == {"handoff": False, "at_turn": None, "reason": None, "scores": [0.0, 0.0]}
+    assert (out[1]["handoff"], out[1]["at_turn"], out[1]["reason"]) == (True, 1, "asked_for_human")
+    assert (out[2]["at_turn"], out[2]["reason"], len(out[2]["scores"])) == (2, "not_helped", 2)
+
+
+def test_cli_reports_a_malformed_line_and_carries_on() -> None:
+    stdin = "\n".join(
+        [
+            '{"turns": ["agent please"]}',
+            "{not json",
+            "",
+            '{"messages": ["hi"]}',
+            '{"turns": ["hi", 42]}',
+            '["hi"]',
+            '{"turns": ["hi"]}',
+        ]
+    )
+    result = run_cli(stdin + "\n", "--kb", str(DEMO_KB))
+    assert result.returncode == 1
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(out) == 6  # the blank line is skipped
+    assert out[0]["reason"] == "asked_for_human"
+    assert [set(o) for o in out[1:5]] == [{"error"}] * 4
+    assert out[5] == {"handoff": False, "at_turn": None, "reason": None, "scores": [0.0]}
+    for number in (2, 4, 5, 6):
+        assert f"line {number}:" in result.stderr
+    assert "line 1:" not in result.stderr and "line 7:" not in result.stderr
+
+
+def test_cli_reads_the_threshold_from_the_environment() -> None:
+    stdin = json.dumps({"turns": ["this is useless"]}) + "\n"
+    assert json.loads(run_cli(stdin).stdout)["handoff"] is False
+    lowered = run_cli(stdin, env={"FRUSTRATION_THRESHOLD": "0.4"})
+    assert json.loads(lowered.stdout)["reason"] == "frustrated"
+    bad = run_cli(stdin, env={"FRUSTRATION_MAX_FALLBACKS": "lots"})
+    assert bad.returncode == 2 and "FRUSTRATION_MAX_FALLBACKS" in bad.stderr
