@@ -95,7 +95,7 @@ def test_asking_for_a_person_then_close_sends_csat_and_stores_it(stack: Stack, a
     async def scenario() -> None:
         async with Agent(stack.console_url, "bob", PASSWORD) as bob, Customer(stack.settings.rasa_url, sender) as me:
             await me.say("I want to talk to a real person")
-            await me.expect_text("number 1 in the queue")
+            await me.expect_text("in the queue")
             _status, chat = await bob.get(f"/api/chats/{sender}")
             assert chat["card"]["reason"] == "asked_for_human"
             assert (await bob.post(f"/api/chats/{sender}/claim"))[0] == 200
