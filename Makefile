@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt 2>/dev/null | cut -
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast lint format setup system-deps model bench clean
+.PHONY: run test test-fast lint format setup system-deps model bench screenshots clean
 
 run: model
 	@$(PY) -m bot.run
@@ -30,6 +30,10 @@ format: setup
 
 bench: setup
 	$(PY) bench/kb_match.py
+
+# Refresh the README's screenshots from the browser tests.
+screenshots: model
+	SAVE_SCREENSHOTS=1 $(PY) -m pytest -q tests/e2e/test_console_browser.py
 
 setup: $(STAMP) system-deps
 
@@ -60,8 +64,9 @@ $(STAMP): requirements.txt .python-version
 	$(PY) -m pip check; \
 	rm -f $(VENV)/.installed-*; touch $@
 
-# Debian packages: redis-server for the stack, curl for the printed example (and its test).
-SYSTEM_PACKAGES := redis-server:redis-server curl:curl
+# Debian packages: redis-server for the stack, curl for the printed example (and its test),
+# chromium for the browser tests (driven by Playwright, which downloads no browser of its own).
+SYSTEM_PACKAGES := redis-server:redis-server curl:curl chromium:chromium
 system-deps:
 	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
 	  command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair#*:}"; done; \

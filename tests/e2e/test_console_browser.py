@@ -1,0 +1,90 @@
+"""The agent console in a real browser: Debian's headless Chromium, driven by Playwright.
+
+Set ``SAVE_SCREENSHOTS=1`` (``make screenshots``) to refresh ``docs/screenshots/console.png``
+for the README; otherwise the screenshot goes to the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+
+from playwright.async_api import async_playwright
+
+from tests.conftest import ROOT
+from tests.e2e.clients import Customer
+from tests.e2e.conftest import Stack, new_sender
+
+PASSWORD = "console browser test"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+HOSTILE = "<img src=x onerror=alert(1)> my router keeps dropping the connection"
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    assert Path(path).exists(), "Debian's chromium is missing; `make test` installs it"
+    return path
+
+
+def test_agent_logs_in_takes_a_chat_and_replies_in_the_browser(stack: Stack, tmp_path: Path) -> None:
+    stack.add_agent("erin", PASSWORD)
+    sender = new_sender()
+    shot = ROOT / "docs" / "screenshots" / "console.png" if os.environ.get("SAVE_SCREENSHOTS") else tmp_path / "c.png"
+
+    async def scenario() -> None:
+        async with Customer(stack.settings.rasa_url, sender) as customer, async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+            page = await browser.new_page(viewport={"width": 1280, "height": 800})
+            dialogs: list[str] = []
+            page.on("dialog", lambda d: dialogs.append(d.message))
+            await page.goto(f"{stack.console_url}/")
+            assert page.url.endswith("/login")
+            await page.get_by_test_id("login-name").fill("erin")
+            await page.get_by_test_id("login-password").fill(PASSWORD)
+            await page.get_by_test_id("login-submit").click()
+            await page.wait_for_url(f"{stack.console_url}/")
+
+            # The customer writes (with markup in the text) and asks for a person.
+            await customer.say("where is my order?")
+            await customer.expect(lambda m: bool(m.get("text")))
+            await customer.say(HOSTILE)
+            await customer.expect(lambda m: bool(m.get("text")))
+            await customer.say("I want to speak to a human, please")
+            await customer.expect_text("support team")
+
+            item = page.locator(f'[data-testid="queue-item"][data-conversation-id="{sender}"]')
+            await item.wait_for(timeout=20_000)
+            await item.get_by_test_id("take-button").click()
+            await customer.expect_text("this is erin")
+
+            transcript = page.get_by_test_id("transcript")
+            await transcript.get_by_text(HOSTILE).wait_for(timeout=20_000)
+            assert await transcript.locator("img").count() == 0  # shown as text, never as HTML
+            assert await page.get_by_test_id("card-reason").inner_text()
+
+            await page.get_by_test_id("reply-input").fill("Hi, I'm Erin. Let me check your line now.")
+            await page.get_by_test_id("reply-send").click()
+            reply = await customer.expect_text("let me check your line")
+            assert reply.get("agent") == "erin"
+            await transcript.get_by_text("Let me check your line now.").wait_for(timeout=20_000)
+
+            # A new customer message appears live in the open chat.
+            await customer.say("thanks, the light on the router is red")
+            await transcript.get_by_text("the light on the router is red").wait_for(timeout=20_000)
+
+            shot.parent.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(shot))
+            assert dialogs == []
+            await browser.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 240))
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
