@@ -23,6 +23,8 @@ WAITING, ASSIGNED, BOT, CLOSED = "waiting", "assigned", "bot", "closed"
 # Waiting raises priority by this much per minute, so a calm customer is not overtaken
 # forever by angrier ones who arrive later.
 AGING_PER_MINUTE = 0.05
+# Above any frustration-based priority (at most 1.3): VIP customers are served first.
+VIP_BONUS = 1.5
 
 _ENQUEUE = """
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -84,7 +86,7 @@ class Card:
         """Higher first: frustration, a topic only people handle, and VIP customers."""
         base = max(self.scores, default=0.0)
         bonus = {"sensitive_topic": 0.3, "frustrated": 0.2, "repeated_fallback": 0.1}.get(self.reason, 0.0)
-        return round(base + bonus + (1.0 if self.vip else 0.0), 3)
+        return round(base + bonus + (VIP_BONUS if self.vip else 0.0), 3)
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "priority": self.priority}, ensure_ascii=False)

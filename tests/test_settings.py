@@ -28,6 +28,8 @@ def test_redis_url_is_parsed() -> None:
         ({"RASA_PORT": "fifty"}, "RASA_PORT"),
         ({"ACTION_PORT": "70000"}, "ACTION_PORT"),
         ({"KB_ANSWER_CUTOFF": "50", "KB_SUGGEST_CUTOFF": "60"}, "KB_ANSWER_CUTOFF"),
+        ({"FRUSTRATION_THRESHOLD": "very"}, "FRUSTRATION_THRESHOLD"),
+        ({"HANDOFF_PORT": "0"}, "HANDOFF_PORT"),
     ],
 )
 def test_bad_value_names_the_variable(env: dict, name: str) -> None:
@@ -41,3 +43,7 @@ def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
     settings = load_settings({"RASA_PORT": "7000"}, env_file=env_file)
     assert settings.rasa_token == "from-file"
     assert settings.rasa_port == 7000
+
+
+def test_frustration_threshold_comes_from_the_environment() -> None:
+    assert load_settings({"FRUSTRATION_THRESHOLD": "0.9"}, env_file=NO_FILE).frustration.threshold == 0.9

@@ -45,7 +45,6 @@ class Stack:
     token: str
     model: Path
     log_dir: Path
-    redis: Process
     actions: Process
     rasa: Process
     handoff: Process
@@ -105,15 +104,29 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A real redis-server on a free port, for the whole session; yields its port."""
     if shutil.which("redis-server") is None:
         pytest.fail("redis-server is not installed; run the tests with `make test`, which installs it")
+    folder = tmp_path_factory.mktemp("redis")
+    port = free_port()
+    process = redis_process(port, folder / "data", folder / "log")
+    process.start()
+    try:
+        process.wait_healthy(60)
+        yield port
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, redis_server: int) -> Iterator[Stack]:
     var_dir = tmp_path_factory.mktemp("stack")
     env = {
         "BOT_VAR_DIR": str(var_dir),
         "RASA_PORT": str(free_port()),
         "ACTION_PORT": str(free_port()),
-        "REDIS_PORT": str(free_port()),
+        "REDIS_PORT": str(redis_server),
         "HANDOFF_PORT": str(free_port()),
         "REDIS_URL": "",
     }
@@ -122,7 +135,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     token = uuid.uuid4().hex
     log_dir = var_dir / "log"
     processes = [
-        redis_process(settings.redis_port, var_dir / "redis", log_dir),
         action_server_process(settings, log_dir),
         rasa_process(settings, model, token, log_dir),
         handoff_process(settings, token, log_dir),
@@ -135,7 +147,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             process.wait_healthy(START_TIMEOUT)
         stack = Stack(settings, token, model, log_dir, *processes)
         yield stack
-        started[2:] = [stack.rasa, stack.handoff]
+        started[1:] = [stack.rasa, stack.handoff]
     finally:
         for process in reversed(started):
             process.stop()

@@ -194,3 +194,25 @@ async def wait_async(read, timeout: float = 20, want: int = 5) -> int:
         await asyncio.sleep(0.2)
         value = read()
     return value
+
+
+def test_waiting_customer_hears_when_their_place_in_the_queue_changes(stack: Stack, agents: list[str]) -> None:
+    first, second = new_sender(), new_sender()
+
+    async def scenario() -> None:
+        async with (
+            Agent(stack.console_url, "alice", PASSWORD) as alice,
+            Customer(stack.settings.rasa_url, first) as one,
+            Customer(stack.settings.rasa_url, second) as two,
+        ):
+            await one.say("I want to talk to a person")
+            await one.expect_text("in the queue")
+            await two.say("I want to talk to a person")
+            told = await two.expect_text("in the queue")
+            place = int(told["text"].split("number ")[1].split()[0])
+            assert (await alice.post(f"/api/chats/{first}/claim"))[0] == 200
+            await two.expect_text(f"You are now number {place - 1} in the queue")
+            for conversation in (first,):
+                assert (await alice.post(f"/api/chats/{conversation}/close"))[0] == 200
+
+    run(scenario())

@@ -1,0 +1,92 @@
+"""The queue's Redis scripts against a real redis-server (a database of its own)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from redis.asyncio import Redis
+
+from handoff import keys
+from handoff.agents import AgentError, Agents
+from handoff.queue import ASSIGNED, BOT, CLOSED, WAITING, Card, Queue
+
+DB = 7
+
+
+@pytest.fixture
+def redis_port(redis_server: int) -> int:
+    async def flush() -> None:
+        client = Redis(port=redis_server, db=DB)
+        await client.flushdb()
+        await client.close()
+
+    asyncio.run(flush())
+    return redis_server
+
+
+def run_with_queue(port: int, body) -> None:
+    async def scenario() -> None:
+        redis = Redis(port=port, db=DB)
+        try:
+            await body(Queue(redis), Agents(redis), redis)
+        finally:
+            await redis.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_conversation_is_queued_once_and_ordered_by_priority_then_age(redis_port: int) -> None:
+    async def body(queue: Queue, agents: Agents, redis: Redis) -> None:
+        now = time.time()
+        assert await queue.enqueue(Card("calm", "asked_for_human", scores=[0.1], created_at=now - 60))
+        assert await queue.enqueue(Card("angry", "frustrated", scores=[0.9], created_at=now))
+        assert not await queue.enqueue(Card("calm", "frustrated", scores=[1.0]))  # already waiting
+        assert [c.conversation_id for c in await queue.waiting(now)] == ["angry", "calm"]
+        assert await queue.position("calm") == 2
+        # Someone who has waited half an hour longer is not overtaken by a newcomer.
+        assert await queue.enqueue(Card("patient", "asked_for_human", scores=[0.1], created_at=now - 1800))
+        assert [c.conversation_id for c in await queue.waiting(now)] == ["patient", "angry", "calm"]
+
+    run_with_queue(redis_port, body)
+
+
+def test_claim_respects_capacity_and_release_frees_the_slot(redis_port: int) -> None:
+    async def body(queue: Queue, agents: Agents, redis: Redis) -> None:
+        await agents.add("ann", "long enough pw", capacity=1)
+        await queue.enqueue(Card("one", "asked_for_human"))
+        await queue.enqueue(Card("two", "asked_for_human"))
+        assert (await queue.claim("one", "ann")).ok
+        full = await queue.claim("two", "ann")
+        assert (full.ok, full.state) == (False, "full")
+        taken = await queue.claim("one", "ann")
+        assert (taken.ok, taken.state, taken.agent) == (False, ASSIGNED, "ann")
+        assert (await queue.get("one")).state == ASSIGNED and await queue.position("one") is None
+        assert await queue.release("one", CLOSED)
+        assert (await queue.get("one")).state == CLOSED
+        assert await redis.scard(keys.agent_chats("ann")) == 0
+        assert (await queue.claim("two", "ann")).ok
+        await queue.release("two", BOT)
+        assert await queue.enqueue(Card("two", "frustrated"))  # handed back, may be queued again
+        assert (await queue.get("two")).state == WAITING
+
+    run_with_queue(redis_port, body)
+
+
+def test_agent_passwords_are_hashed_and_checked(redis_port: int) -> None:
+    async def body(queue: Queue, agents: Agents, redis: Redis) -> None:
+        await agents.add("ann", "correct horse")
+        stored = (await redis.hget(keys.agent("ann"), "password_hash")).decode()
+        assert stored.startswith("$argon2id$") and "correct horse" not in stored
+        assert await agents.verify("ann", "correct horse")
+        assert not await agents.verify("ann", "wrong horse")
+        assert not await agents.verify("nobody", "correct horse")
+        with pytest.raises(AgentError):
+            await agents.add("ann", "short")
+        with pytest.raises(AgentError):
+            await agents.add("bad name!", "long enough pw")
+        await agents.set_status("ann", "online")
+        assert await agents.availability() == (1, 3)
+
+    run_with_queue(redis_port, body)
