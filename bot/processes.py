@@ -197,6 +197,7 @@ def rasa_env(settings: Settings) -> dict[str, str]:
         "REDIS_DB": str(redis.db),
         "REDIS_PASSWORD": redis.password,
         "ACTION_ENDPOINT_URL": settings.action_url,
+        **(settings.channels or {}),
         **service_env(settings),
     }
 

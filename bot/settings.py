@@ -22,6 +22,22 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# What credentials.yml reads for the Meta channels. Rasa refuses to start when a variable
+# it references is unset, so each has a default; an empty secret makes its channel refuse
+# every webhook (403) rather than accept unsigned ones.
+CHANNEL_VARIABLES = {
+    "GRAPH_API_URL": "https://graph.facebook.com",
+    "GRAPH_API_VERSION": "v21.0",
+    "WHATSAPP_VERIFY_TOKEN": "",
+    "WHATSAPP_APP_SECRET": "",
+    "WHATSAPP_ACCESS_TOKEN": "",
+    "WHATSAPP_PHONE_NUMBER_ID": "",
+    "MESSENGER_VERIFY_TOKEN": "",
+    "MESSENGER_APP_SECRET": "",
+    "MESSENGER_PAGE_ACCESS_TOKEN": "",
+}
+
+
 class SettingsError(ValueError):
     """A configuration value is missing or malformed; the message names the variable."""
 
@@ -74,6 +90,7 @@ class Settings:
     avg_handle_minutes: float = 4.0
     canned_file: Path = ROOT / "data" / "console" / "canned_responses.yml"
     frustration: FrustrationSettings | None = None
+    channels: dict[str, str] | None = None
 
     @property
     def redis(self) -> RedisAddress:
@@ -168,6 +185,7 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: Path | None = 
         avg_handle_minutes=_float(merged, "AVG_HANDLE_MINUTES", 4.0),
         canned_file=Path(merged.get("CANNED_FILE") or ROOT / "data" / "console" / "canned_responses.yml"),
         frustration=frustration_settings_from_env(merged),
+        channels={name: merged.get(name) or default for name, default in CHANNEL_VARIABLES.items()},
     )
     settings.redis  # noqa: B018 - validates REDIS_URL now, not on first use
     return settings

@@ -29,8 +29,20 @@ from bot.processes import (
 )
 from bot.settings import Settings, load_settings
 from bot.train import train
+from tests.e2e import fake_graph
+from tests.e2e.fake_graph import FakeGraphApi
 
 START_TIMEOUT = 240.0
+# Test credentials for the Meta channels; the fake Graph API checks the access tokens.
+CHANNEL_SECRETS = {
+    "WHATSAPP_VERIFY_TOKEN": "test-whatsapp-verify",
+    "WHATSAPP_APP_SECRET": "test-whatsapp-app-secret",
+    "WHATSAPP_ACCESS_TOKEN": fake_graph.WHATSAPP_TOKEN,
+    "WHATSAPP_PHONE_NUMBER_ID": "1234567890",
+    "MESSENGER_VERIFY_TOKEN": "test-messenger-verify",
+    "MESSENGER_APP_SECRET": "test-messenger-app-secret",
+    "MESSENGER_PAGE_ACCESS_TOKEN": fake_graph.MESSENGER_TOKEN,
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -120,9 +132,23 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, redis_server: int) -> Iterator[Stack]:
+def graph_api() -> Iterator[FakeGraphApi]:
+    """The stand-in for Meta's Graph API that the WhatsApp and Messenger channels call."""
+    fake = FakeGraphApi()
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, redis_server: int, graph_api: FakeGraphApi) -> Iterator[Stack]:
     var_dir = tmp_path_factory.mktemp("stack")
     env = {
+        **CHANNEL_SECRETS,
+        "GRAPH_API_URL": graph_api.url,
+        "GRAPH_API_VERSION": fake_graph.VERSION,
         "BOT_VAR_DIR": str(var_dir),
         "RASA_PORT": str(free_port()),
         "ACTION_PORT": str(free_port()),

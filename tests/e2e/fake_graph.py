@@ -80,7 +80,11 @@ class FakeGraphApi:
     def sent_to(self, recipient: str) -> list[Sent]:
         """Everything sent to one WhatsApp number or Messenger user, oldest first."""
         with self._lock:
-            return [s for s in self.sent if s.body.get("to") == recipient or s.body.get("recipient", {}).get("id") == recipient]
+            return [
+                s
+                for s in self.sent
+                if s.body.get("to") == recipient or s.body.get("recipient", {}).get("id") == recipient
+            ]
 
     def wait_for(self, recipient: str, count: int = 1, timeout: float = 30.0) -> list[Sent]:
         deadline = time.monotonic() + timeout
