@@ -25,13 +25,13 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from bot.settings import Settings
+from bot.transcript import transcript, turn_from_event
 from handoff import keys
 from handoff.agents import AgentError, Agents
 from handoff.events import EventConsumer
 from handoff.hub import Hub
 from handoff.queue import ASSIGNED, BOT, CLOSED, WAITING, Chat, Queue, estimate_wait_minutes
 from handoff.rasa_api import RasaApi, RasaError
-from handoff.transcript import transcript, turn_from_event
 
 log = logging.getLogger(__name__)
 

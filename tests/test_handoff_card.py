@@ -6,8 +6,8 @@ from bot.conversation import card_fields, customer_turns, since_bot_took_over, s
 from bot.frustration import assess
 from bot.kb import load
 from bot.language import guess_language
+from bot.transcript import transcript
 from handoff.queue import Card, estimate_wait_minutes
-from handoff.transcript import transcript
 from tests.conftest import DEMO_KB
 
 

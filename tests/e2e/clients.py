@@ -21,9 +21,12 @@ class Customer:
         self.sio = socketio.AsyncClient(reconnection=False)
         self.inbox: asyncio.Queue[dict] = asyncio.Queue()
         self.seen: list[dict] = []
+        self.history: list[dict] = []
         self._confirmed = asyncio.Event()
+        self._history = asyncio.Event()
         self.sio.on("bot_uttered", self._on_bot)
         self.sio.on("session_confirm", self._on_confirm)
+        self.sio.on("history", self._on_history)
 
     async def _on_bot(self, data: dict) -> None:
         await self.inbox.put(data)
@@ -31,10 +34,15 @@ class Customer:
     async def _on_confirm(self, data: Any) -> None:
         self._confirmed.set()
 
+    async def _on_history(self, data: dict) -> None:
+        self.history = data.get("messages", [])
+        self._history.set()
+
     async def __aenter__(self) -> Customer:
         await self.sio.connect(self.rasa_url, socketio_path="/socket.io", transports=["websocket"])
         await self.sio.emit("session_request", {"session_id": self.session_id})
         await asyncio.wait_for(self._confirmed.wait(), 10)
+        await asyncio.wait_for(self._history.wait(), 10)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
