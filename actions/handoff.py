@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ConversationPaused, SlotSet
+from rasa_sdk.events import ActionExecuted, ConversationPaused, FollowupAction, Restarted, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from redis.asyncio import Redis
 
@@ -17,7 +17,7 @@ from bot.conversation import card_fields
 from bot.settings import load_settings
 from handoff import keys
 from handoff.agents import Agents
-from handoff.queue import Card, Queue, estimate_wait_minutes
+from handoff.queue import ASSIGNED, CLOSED, WAITING, Card, Queue, estimate_wait_minutes
 
 _settings = load_settings()
 _redis: Redis | None = None
@@ -73,11 +73,18 @@ class ActionHandoff(Action):
             await queue.remember_position_told(card.conversation_id, position)
         wait = estimate_wait_minutes(position or 1, agents_online, free_slots, _settings.avg_handle_minutes)
         dispatcher.utter_message(text=waiting_message(position, wait))
-        return [SlotSet(REASON_SLOT, None), SlotSet(SCORES_SLOT, None), ConversationPaused()]
+        # Paused, Rasa stops predicting before it would log action_listen; log it here so
+        # the customer's next message is a new turn when the bot takes over again.
+        return [
+            SlotSet(REASON_SLOT, None),
+            SlotSet(SCORES_SLOT, None),
+            ConversationPaused(),
+            ActionExecuted("action_listen"),
+        ]
 
 
 class ActionStoreCsat(Action):
-    """Keeps the customer's 1-5 rating of a closed chat, with the agent who handled it."""
+    """Keeps the customer's 1-5 rating of a closed chat, once, with the agent who handled it."""
 
     def name(self) -> str:
         return "action_store_csat"
@@ -88,18 +95,55 @@ class ActionStoreCsat(Action):
             score = int(raw)
         except (TypeError, ValueError):
             score = 0
-        if not 1 <= score <= 5:
-            dispatcher.utter_message(response="utter_csat_question")
+        chat = keys.chat(tracker.sender_id)
+        state, agent = await redis().hmget(chat, "state", "agent")
+        if _text(state) != CLOSED or not 1 <= score <= 5:
+            dispatcher.utter_message(response="utter_default")
             return []
-        agent = await redis().hget(keys.chat(tracker.sender_id), "agent")
-        await redis().xadd(
-            keys.CSAT,
-            {
-                "conversation_id": tracker.sender_id,
-                "score": score,
-                "agent": agent.decode() if isinstance(agent, bytes) else (agent or ""),
-                "ts": time.time(),
-            },
-        )
+        if await redis().hsetnx(chat, "csat", score):  # one rating per closed chat
+            await redis().xadd(
+                keys.CSAT,
+                {"conversation_id": tracker.sender_id, "score": score, "agent": _text(agent), "ts": time.time()},
+            )
         dispatcher.utter_message(response="utter_csat_thanks")
         return []
+
+
+async def still_with_a_person(conversation_id: str) -> bool:
+    state = await redis().hget(keys.chat(conversation_id), "state")
+    return _text(state) in (WAITING, ASSIGNED)
+
+
+class ActionSessionStart(Action):
+    """A new session (after an hour of silence) must not wake the bot while the customer
+    is waiting for, or talking to, a person: Rasa's default clears the pause."""
+
+    def name(self) -> str:
+        return "action_session_start"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict]:
+        events: list[dict] = [SessionStarted()]
+        events += [SlotSet(name, value) for name, value in tracker.current_slot_values().items() if value is not None]
+        if await still_with_a_person(tracker.sender_id):
+            events.append(ConversationPaused())
+        events.append(ActionExecuted("action_listen"))
+        return events
+
+
+class ActionRestart(Action):
+    """``/restart`` resets the conversation, but never takes it away from an agent."""
+
+    def name(self) -> str:
+        return "action_restart"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict]:
+        if await still_with_a_person(tracker.sender_id):
+            # Rasa keeps predicting after a restart even while paused; listening ends that.
+            return [ConversationPaused(), FollowupAction("action_listen")]
+        return [Restarted()]
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -98,10 +98,21 @@ class Agents:
     async def set_status(self, name: str, status: str) -> Agent:
         if status not in STATUSES:
             raise AgentError(f"status must be one of {', '.join(STATUSES)}")
-        await self.redis.hset(keys.agent(name), "status", status)
+        await self.redis.hset(keys.agent(name), mapping={"status": status, "auto_away": ""})
         agent = await self.get(name)
         assert agent is not None
         return agent
+
+    async def connected(self, name: str) -> None:
+        """A console opened: an agent who was set away only because it closed comes back."""
+        if await self.redis.hget(keys.agent(name), "auto_away"):
+            await self.redis.hset(keys.agent(name), mapping={"status": "online", "auto_away": ""})
+
+    async def disconnected(self, name: str) -> None:
+        """The agent's last console closed: an online agent becomes away until it returns."""
+        status = await self.redis.hget(keys.agent(name), "status")
+        if _s(status or b"") == "online":
+            await self.redis.hset(keys.agent(name), mapping={"status": "away", "auto_away": "1"})
 
     async def all(self) -> list[Agent]:
         names = sorted(_s(n) for n in await self.redis.smembers(keys.AGENTS))

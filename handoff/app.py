@@ -206,6 +206,8 @@ async def get_chat(request: web.Request) -> web.Response:
 async def claim(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     conversation_id, agent = request.match_info["id"], request[AGENT]
+    if await services.queue.get(conversation_id) is None:
+        return web.json_response({"error": "no such chat"}, status=404)
     result = await services.queue.claim(conversation_id, agent)
     if not result.ok:
         if result.state == "full":
@@ -282,14 +284,21 @@ async def canned(request: web.Request) -> web.Response:
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     socket_ = web.WebSocketResponse(heartbeat=30)
     await socket_.prepare(request)
-    hub, agent = request.app[SERVICES].hub, request[AGENT]
-    hub.add(agent, socket_)
+    services, agent = request.app[SERVICES], request[AGENT]
+    services.hub.add(agent, socket_)
+    await services.agents.connected(agent)
     try:
         await socket_.send_json(await queue_snapshot(request.app, agent))
         async for _ in socket_:
             pass  # the console only pings; everything flows server -> console
     finally:
-        hub.remove(agent, socket_)
+        services.hub.remove(agent, socket_)
+        if agent not in services.hub.agents:
+            # Nobody is looking at this agent's console: don't promise customers a wait
+            # that this agent would be counted in.
+            await services.agents.disconnected(agent)
+            with contextlib.suppress(Exception):
+                await broadcast_queue(request.app)
     return socket_
 
 
@@ -368,6 +377,12 @@ def _s(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def rasa_api_url(settings: Settings) -> str:
+    """Rasa's HTTP API as this host reaches it (a wildcard bind is reached on loopback)."""
+    host = "127.0.0.1" if settings.rasa_host in ("0.0.0.0", "::", "") else settings.rasa_host
+    return f"http://{host}:{settings.rasa_port}"
+
+
 def consumer_name(settings: Settings) -> str:
     """Stable across restarts of the same replica, so it finds its own pending entries."""
     return os.environ.get("HANDOFF_CONSUMER") or f"{socket.gethostname()}-{settings.handoff_port}"
@@ -388,7 +403,7 @@ def create_app(settings: Settings) -> web.Application:
             queue=Queue(redis),
             agents=Agents(redis),
             hub=Hub(),
-            rasa=RasaApi(session, f"http://127.0.0.1:{settings.rasa_port}", settings.rasa_token or ""),
+            rasa=RasaApi(session, rasa_api_url(settings), settings.rasa_token or ""),
         )
         app[SERVICES] = services
 

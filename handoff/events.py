@@ -68,14 +68,23 @@ class EventConsumer:
         self.handled += 1
 
     async def _drain_own_pending(self) -> None:
+        """Re-handle what this consumer had read but not acknowledged before it stopped.
+
+        Walks forward from the last id seen, so an entry that fails again stays pending
+        (for the next start, or another replica's claim) without blocking the rest.
+        """
+        start: bytes | str = "0"
         while True:
-            reply = await self.redis.xreadgroup(self.group, self.consumer, {self.stream: "0"}, count=100)
+            reply = await self.redis.xreadgroup(self.group, self.consumer, {self.stream: start}, count=100)
             entries = reply[0][1] if reply else []
-            entries = [(i, f) for i, f in entries if f]
             if not entries:
                 return
             for entry_id, fields in entries:
-                await self._handle(entry_id, fields)
+                start = entry_id
+                if fields:
+                    await self._handle(entry_id, fields)
+                else:  # trimmed from the stream while pending: nothing left to deliver
+                    await self.redis.xack(self.stream, self.group, entry_id)
 
     async def _claim_abandoned(self) -> None:
         start = "0-0"

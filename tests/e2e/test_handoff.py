@@ -105,12 +105,14 @@ def test_asking_for_a_person_then_close_sends_csat_and_stores_it(stack: Stack, a
             assert len(payloads) == 5
             await me.say(payloads[3])
             await me.expect_text("thank you for your feedback")
+            await me.say(payloads[0])  # a second tap does not count twice
+            await me.expect_text("thank you for your feedback")
 
     run(scenario())
     entries = wait_for(
         lambda: [f for _, f in stack.redis_client().xrange(keys.CSAT) if f["conversation_id"] == sender], timeout=10
     )
-    assert entries and entries[0]["score"] == "4" and entries[0]["agent"] == "bob"
+    assert len(entries) == 1 and entries[0]["score"] == "4" and entries[0]["agent"] == "bob"
 
 
 def test_two_agents_claiming_at_once_never_both_win(stack: Stack, agents: list[str]) -> None:
@@ -214,5 +216,33 @@ def test_waiting_customer_hears_when_their_place_in_the_queue_changes(stack: Sta
             await two.expect_text(f"You are now number {place - 1} in the queue")
             for conversation in (first,):
                 assert (await alice.post(f"/api/chats/{conversation}/close"))[0] == 200
+
+    run(scenario())
+
+
+def test_restart_command_does_not_take_the_chat_away_from_the_agent(stack: Stack, agents: list[str]) -> None:
+    sender = new_sender()
+    assert "support team" in " ".join(m.get("text", "") for m in stack.say(sender, "I want to talk to a person"))
+    assert stack.say(sender, "/restart") == []
+    assert stack.say(sender, "how can I pay my bill?") == []  # still paused, waiting for a person
+    events = stack.tracker(sender)["events"]
+    assert not [e for e in events if e["event"] == "restart"]
+
+
+def test_an_agent_whose_console_closes_is_no_longer_counted_online(stack: Stack, agents: list[str]) -> None:
+    async def scenario() -> None:
+        async with Agent(stack.console_url, "bob", PASSWORD) as bob:
+            await bob.connect()
+            await bob.expect_push(lambda p: p["type"] == "queue")
+            assert (await bob.get("/api/me"))[1]["status"] == "online"
+            await bob.disconnect()
+            for _ in range(50):
+                if (await bob.get("/api/me"))[1]["status"] == "away":
+                    break
+                await asyncio.sleep(0.1)
+            assert (await bob.get("/api/me"))[1]["status"] == "away"
+            await bob.connect()
+            await bob.expect_push(lambda p: p["type"] == "queue")
+            assert (await bob.get("/api/me"))[1]["status"] == "online"
 
     run(scenario())
