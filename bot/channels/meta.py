@@ -1,0 +1,483 @@
+"""What the WhatsApp and Messenger channels share: Meta's webhook rules and the Graph API.
+
+Both products deliver webhooks the same way, so the guarantees live here once:
+
+* **Only Meta gets in.** A POST is accepted only with a valid ``X-Hub-Signature-256``
+  (HMAC-SHA256 of the raw body with the app secret, compared in constant time). A missing,
+  malformed or wrong signature, or no app secret configured, is answered 403 before the body
+  is parsed. Rasa's own Facebook channel answers 200 and checks only the legacy SHA-1
+  header; we do not.
+* **Bounded work per request.** Bodies over :data:`MAX_BODY` are refused with 413 while
+  they stream in; malformed JSON is a 400 with a JSON error, never a 500.
+* **Each message once, none lost.** Meta redelivers a webhook that was not answered 200,
+  sometimes while the first delivery is still running. :class:`Deduplicator` keeps an
+  in-flight marker (``SET NX`` with a short expiry) while a message is handled and a 24 h
+  "done" marker afterwards. A message is marked done only after Rasa handled it: if the
+  process dies half-way, the marker expires and Meta's redelivery is handled; a redelivery
+  that arrives while the first is still running is asked to come back later (503).
+* **Sending never crashes a turn.** :class:`GraphApi` raises :class:`GraphApiError` with
+  Meta's own error message; the output channels log it and carry on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+from rasa.core.channels.channel import OutputChannel, UserMessage
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sanic import response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 256 * 1024
+MAX_TEXT = 4096  # longest customer message passed to Rasa; longer ones are cut
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+SIGNATURE_PREFIX = "sha256="
+INVALID_SIGNATURE = "invalid or missing X-Hub-Signature-256"
+IN_FLIGHT_TTL = 120  # seconds a message may take before a redelivery may handle it again
+DONE_TTL = 24 * 3600  # Meta stops redelivering well within a day
+ONLY_TEXT = "Sorry, I can only read text messages for now. Please type your question."
+MORE_OPTIONS = "More options:"
+ELLIPSIS = "…"
+
+
+class WebhookError(Exception):
+    """A webhook request refused before anything was processed; ``status`` is the answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    def response(self) -> HTTPResponse:
+        return response.json({"error": self.message}, status=self.status)
+
+
+# --- verification and signatures -------------------------------------------------------
+
+
+def verify_subscription(args: Mapping[str, str], verify_token: str) -> str | None:
+    """The challenge to echo when Meta's subscription check is genuine, else ``None``.
+
+    Meta calls ``GET ...?hub.mode=subscribe&hub.verify_token=...&hub.challenge=...`` once,
+    when the webhook URL is saved in the app dashboard. An unset verify token never matches.
+    """
+    given = args.get("hub.verify_token") or ""
+    challenge = args.get("hub.challenge")
+    if args.get("hub.mode") != "subscribe" or not verify_token or challenge is None:
+        return None
+    if not hmac.compare_digest(given.encode(), verify_token.encode()):
+        return None
+    return challenge
+
+
+def sign(body: bytes, app_secret: str) -> str:
+    """The ``X-Hub-Signature-256`` value Meta sends for ``body`` (also used by the tests)."""
+    return SIGNATURE_PREFIX + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signature_is_valid(body: bytes, header: str | None, app_secret: str) -> bool:
+    """Whether ``header`` is Meta's signature of ``body``; false when no secret is set."""
+    if not app_secret or not header or not header.isascii() or not header.startswith(SIGNATURE_PREFIX):
+        return False
+    given = header[len(SIGNATURE_PREFIX) :].strip().lower()
+    if len(given) != 64:
+        return False
+    return hmac.compare_digest(sign(body, app_secret).encode(), (SIGNATURE_PREFIX + given).encode())
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The raw body of a streaming route, refused with 413 as soon as it exceeds ``limit``."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise WebhookError(413, f"request body larger than {limit} bytes")
+    parts: list[bytes] = [request.body] if request.body else []  # a non-streaming route has it already
+    size = len(request.body or b"")
+    if not parts and request.stream is not None:
+        async for chunk in request.stream:
+            size += len(chunk)
+            if size > limit:
+                break
+            parts.append(chunk)
+    if size > limit:
+        raise WebhookError(413, f"request body larger than {limit} bytes")
+    return b"".join(parts)
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        raise WebhookError(400, "request body is not valid JSON") from None
+
+
+async def receive_webhook(request: Request, app_secret: str, channel: str) -> Any:
+    """Size limit, then signature, then JSON: the parsed payload or a :class:`WebhookError`."""
+    body = await read_body(request)
+    if not app_secret:
+        log.warning("%s webhook refused: no app secret is configured", channel)
+        raise WebhookError(403, INVALID_SIGNATURE)  # the same answer: callers learn nothing of our set-up
+    if not signature_is_valid(body, request.headers.get(SIGNATURE_HEADER), app_secret):
+        log.warning("%s webhook refused: missing or invalid %s", channel, SIGNATURE_HEADER)
+        raise WebhookError(403, INVALID_SIGNATURE)
+    return parse_json(body)
+
+
+def verification_response(request: Request, verify_token: str, channel: str) -> HTTPResponse:
+    challenge = verify_subscription(request.args, verify_token)
+    if challenge is None:
+        log.warning("%s webhook verification refused: wrong hub.verify_token or hub.mode", channel)
+        return response.json({"error": "verification failed"}, status=403)
+    return response.text(challenge)
+
+
+# --- inbound messages ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One customer message from a webhook. ``text`` is ``None`` for what we cannot read
+    (images, locations, stickers, ...): the customer is told so and Rasa never sees it."""
+
+    message_id: str
+    sender_id: str
+    text: str | None
+    kind: str
+    customer_name: str | None = None
+
+    def metadata(self) -> dict[str, Any]:
+        return {"customer_name": self.customer_name} if self.customer_name else {}
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def as_text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+class AsyncRedis(Protocol):
+    async def set(self, name: str, value: str, ex: int | None = None, nx: bool = False) -> Any: ...
+
+    async def get(self, name: str) -> Any: ...
+
+    async def delete(self, *names: str) -> Any: ...
+
+
+def seen_key(channel: str, message_id: str) -> str:
+    """``channel:seen:{channel}:{message_id}``: "in-flight" while handled, then "done"."""
+    return f"channel:seen:{channel}:{message_id}"
+
+
+class Deduplicator:
+    """Handles each Meta message id once, and only forgets it if handling failed."""
+
+    IN_FLIGHT = "in-flight"
+    DONE = "done"
+
+    def __init__(
+        self, redis: AsyncRedis, channel: str, in_flight_ttl: int = IN_FLIGHT_TTL, done_ttl: int = DONE_TTL
+    ) -> None:
+        self.redis = redis
+        self.channel = channel
+        self.in_flight_ttl = in_flight_ttl
+        self.done_ttl = done_ttl
+
+    async def claim(self, message_id: str) -> str | None:
+        """``None`` when this caller now owns the message, else its state: in-flight or done."""
+        key = seen_key(self.channel, message_id)
+        if await self.redis.set(key, self.IN_FLIGHT, ex=self.in_flight_ttl, nx=True):
+            return None
+        state = await self.redis.get(key)
+        if isinstance(state, bytes):
+            state = state.decode()
+        return state or self.IN_FLIGHT  # expired in between: let the next delivery try
+
+    async def done(self, message_id: str) -> None:
+        await self.redis.set(seen_key(self.channel, message_id), self.DONE, ex=self.done_ttl)
+
+    async def release(self, message_id: str) -> None:
+        """Forget a message whose handling failed, so Meta's redelivery is handled."""
+        try:
+            await self.redis.delete(seen_key(self.channel, message_id))
+        except RedisError:
+            log.exception(
+                "cannot release %s message %s; it is retried once its marker expires", self.channel, message_id
+            )
+
+
+def redis_for_channels() -> Redis:
+    """The Rasa process's Redis (``REDIS_URL``); no connection is opened until first use."""
+    from bot.settings import load_settings
+
+    address = load_settings().redis
+    return Redis(
+        host=address.host, port=address.port, db=address.db, password=address.password or None, ssl=address.use_ssl
+    )
+
+
+class RetryLater(Exception):
+    """Some message of the webhook is still being handled, or handling failed: Meta should
+    deliver the webhook again (messages already done are skipped then)."""
+
+
+_running: set[asyncio.Task] = set()
+
+
+async def deliver(
+    messages: Iterable[Inbound],
+    *,
+    channel: str,
+    dedupe: Deduplicator,
+    output: OutputChannel,
+    on_new_message: Callable[[UserMessage], Awaitable[Any]],
+) -> None:
+    """Hand each new message to Rasa (or answer it politely), once.
+
+    Each message runs in a shielded task: when Meta drops the connection the turn still
+    completes and is marked done, instead of being cut off half-way.
+    """
+    retry = False
+    for message in messages:
+        task = asyncio.ensure_future(_deliver_one(message, channel, dedupe, output, on_new_message))
+        _running.add(task)
+        task.add_done_callback(_running.discard)
+        try:
+            retry = not await asyncio.shield(task) or retry
+        except RedisError:
+            raise
+        except Exception:
+            log.exception(
+                "%s message %s from %s failed; Meta will redeliver it", channel, message.message_id, message.sender_id
+            )
+            retry = True
+    if retry:
+        raise RetryLater
+
+
+async def _deliver_one(
+    message: Inbound,
+    channel: str,
+    dedupe: Deduplicator,
+    output: OutputChannel,
+    on_new_message: Callable[[UserMessage], Awaitable[Any]],
+) -> bool:
+    """False when another delivery of the same message is still in flight."""
+    state = await dedupe.claim(message.message_id)
+    if state is not None:
+        log.info("%s message %s already %s; not handled again", channel, message.message_id, state)
+        return state == Deduplicator.DONE
+    try:
+        if message.text is None:
+            log.info(
+                "%s %s message from %s answered with the text-only notice", channel, message.kind, message.sender_id
+            )
+            await output.send_text_message(message.sender_id, ONLY_TEXT)
+        else:
+            user_message = UserMessage(
+                message.text[:MAX_TEXT],
+                output,
+                message.sender_id,
+                input_channel=channel,
+                message_id=message.message_id,
+                metadata=message.metadata(),
+            )
+            await on_new_message(user_message)
+    except BaseException:
+        await dedupe.release(message.message_id)
+        raise
+    await dedupe.done(message.message_id)
+    return True
+
+
+async def handle_webhook(
+    request: Request,
+    *,
+    channel: str,
+    app_secret: str,
+    parse: Callable[[Any], list[Inbound]],
+    dedupe: Deduplicator,
+    output: OutputChannel,
+    on_new_message: Callable[[UserMessage], Awaitable[Any]],
+) -> HTTPResponse:
+    """The whole POST: checks, parsing, delivery; 200 once every message is handled."""
+    try:
+        payload = await receive_webhook(request, app_secret, channel)
+        messages = parse(payload)
+        await deliver(messages, channel=channel, dedupe=dedupe, output=output, on_new_message=on_new_message)
+    except WebhookError as exc:
+        return exc.response()
+    except RetryLater:
+        return response.json({"error": "not handled yet; deliver again later"}, status=503)
+    except RedisError:
+        log.exception("%s webhook: Redis unavailable; Meta will redeliver", channel)
+        return response.json({"error": "temporarily unavailable; deliver again later"}, status=503)
+    return response.json({"status": "ok"})
+
+
+# --- outbound --------------------------------------------------------------------------
+
+
+class GraphApiError(RuntimeError):
+    """Meta refused a call, or could not be reached; the message says why in Meta's words."""
+
+    def __init__(self, message: str, status: int | None = None, code: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def graph_error(status: int, path: str, body: Any) -> GraphApiError:
+    error = as_dict(as_dict(body).get("error"))
+    message = as_text(error.get("message")) or (body if isinstance(body, str) else "") or "no error message"
+    code = error.get("code") if isinstance(error.get("code"), int) else None
+    detail = f" (code {code})" if code is not None else ""
+    return GraphApiError(f"Graph API answered {status} to POST {path}: {message[:500]}{detail}", status, code)
+
+
+class GraphApi:
+    """A small client for Graph API ``POST`` calls, one HTTP session per process.
+
+    The base URL and version are configuration (``GRAPH_API_URL``, ``GRAPH_API_VERSION``),
+    so tests point it at a local fake. Tokens go in the call, never in log lines.
+    """
+
+    def __init__(self, base_url: str, version: str, timeout: float = 15.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.version = version.strip("/")
+        self.timeout = aiohttp.ClientTimeout(total=timeout, connect=5)
+        self._session: aiohttp.ClientSession | None = None
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}/{self.version}/{path.lstrip('/')}"
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:  # created in the server's loop
+            self._session = aiohttp.ClientSession(timeout=self.timeout)
+        return self._session
+
+    async def post(
+        self,
+        path: str,
+        body: dict[str, Any],
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        try:
+            async with self.session().post(self.url(path), json=body, headers=headers, params=params) as answer:
+                text = await answer.text()
+                try:
+                    data: Any = json.loads(text) if text else {}
+                except ValueError:
+                    data = text
+                if answer.status >= 400:
+                    raise graph_error(answer.status, path, data)
+                return as_dict(data)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise GraphApiError(f"cannot reach the Graph API at {self.base_url}: {exc!r}") from exc
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+async def send_all(graph: GraphApi, channel: str, path: str, bodies: list[dict[str, Any]], **auth: Any) -> None:
+    """Send messages in order; on the first failure log Meta's reason and send no more,
+    so the customer never gets a list without the text that introduces it."""
+    for body in bodies:
+        try:
+            await graph.post(path, body, **auth)
+        except GraphApiError as exc:
+            log.error("%s: message not delivered: %s", channel, exc)
+            return
+
+
+# --- text helpers for outbound messages ------------------------------------------------
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Cut ``text`` into parts of at most ``limit`` characters, at a paragraph, line or word
+    break when there is one, so no word is split unless it is longer than ``limit``."""
+    parts: list[str] = []
+    rest = text.strip()
+    while len(rest) > limit:
+        window = rest[: limit + 1]
+        cut = max(window.rfind("\n\n"), 0) or max(window.rfind("\n"), 0) or max(window.rfind(" "), 0)
+        if cut <= 0:
+            cut = limit
+        parts.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        parts.append(rest)
+    return parts
+
+
+def truncate(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rstrip() + ELLIPSIS
+
+
+def with_agent_name(text: str, agent: Any) -> str:
+    """``"Alice: ..."`` for a message a person wrote, so the customer knows who is talking."""
+    name = as_text(agent).strip()
+    if not name or not text:
+        return text
+    return f"{name[:1].upper()}{name[1:]}: {text}"
+
+
+@dataclass(frozen=True)
+class Option:
+    title: str
+    payload: str
+
+
+def options_from(buttons: Iterable[Any]) -> tuple[list[Option], list[str]]:
+    """Rasa buttons as (options the customer can tap, link lines to add to the text).
+
+    A payload too long for Meta is replaced by the title: tapping it then sends the title,
+    which Rasa understands like typed text, rather than a cut-off payload it cannot parse.
+    """
+    options: list[Option] = []
+    links: list[str] = []
+    for button in buttons:
+        button = as_dict(button)
+        title = as_text(button.get("title")).strip()
+        payload = as_text(button.get("payload")).strip()
+        url = as_text(button.get("url")).strip()
+        if url and not payload:
+            links.append(f"{title}: {url}" if title else url)
+        elif title or payload:
+            options.append(Option(title or payload, payload or title))
+    return options, links
+
+
+def chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def close_session_on_stop(blueprint: Any, graph: GraphApi) -> None:
+    async def close(app: Any, loop: Any) -> None:
+        with contextlib.suppress(Exception):
+            await graph.close()
+
+    blueprint.listener("after_server_stop")(close)
