@@ -83,6 +83,18 @@ class ActionHandoff(Action):
         ]
 
 
+class ActionAskCsat(Action):
+    """The one-question survey sent when an agent closes a chat: 1 (poor) to 5 (excellent)."""
+
+    def name(self) -> str:
+        return "action_ask_csat"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict]:
+        buttons = [{"title": str(n), "payload": f'/csat{{"csat_score": "{n}"}}'} for n in range(1, 6)]
+        dispatcher.utter_message(response="utter_csat_question", buttons=buttons)
+        return []
+
+
 class ActionStoreCsat(Action):
     """Keeps the customer's 1-5 rating of a closed chat, once, with the agent who handled it."""
 

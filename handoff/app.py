@@ -252,7 +252,7 @@ async def hand_back(request: web.Request) -> web.Response:
 
 
 async def close(request: web.Request) -> web.Response:
-    return await _end(request, CLOSED, "utter_csat_question")
+    return await _end(request, CLOSED, "action_ask_csat")
 
 
 async def _end(request: web.Request, state: str, action: str) -> web.Response:
