@@ -33,9 +33,18 @@ bench: setup
 
 # Refresh the README's screenshots from the browser tests.
 screenshots: model
-	SAVE_SCREENSHOTS=1 $(PY) -m pytest -q tests/e2e/test_console_browser.py
+	SAVE_SCREENSHOTS=1 $(PY) -m pytest -q tests/e2e/test_console_browser.py tests/e2e/test_widget.py
 
-setup: $(STAMP) system-deps
+# The widget's npm packages (socket.io-client), exactly as locked; served by Rasa's webchat
+# channel, so nothing is downloaded at run time.
+WIDGET_STAMP := widget/node_modules/.installed-$(shell sha1sum widget/package-lock.json 2>/dev/null | cut -c1-12)
+
+setup: $(STAMP) system-deps $(WIDGET_STAMP)
+
+$(WIDGET_STAMP): widget/package-lock.json | system-deps
+	cd widget && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 
 # Find Python 3.10 (pyenv's version named in .python-version first), build the venv and
 # install exactly the locked versions; `pip check` catches a broken set before Rasa does.
@@ -65,8 +74,9 @@ $(STAMP): requirements.txt .python-version
 	rm -f $(VENV)/.installed-*; touch $@
 
 # Debian packages: redis-server for the stack, curl for the printed example (and its test),
-# chromium for the browser tests (driven by Playwright, which downloads no browser of its own).
-SYSTEM_PACKAGES := redis-server:redis-server curl:curl chromium:chromium
+# chromium for the browser tests (driven by Playwright, which downloads no browser of its own),
+# npm for the widget's locked front-end packages.
+SYSTEM_PACKAGES := redis-server:redis-server curl:curl chromium:chromium npm:npm
 system-deps:
 	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
 	  command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair#*:}"; done; \

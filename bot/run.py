@@ -63,8 +63,12 @@ def banner(settings: Settings, token_hint: str) -> str:
     where = f"{settings.var_dir / 'redis'}" if not settings.redis_url else "REDIS_URL"
     return f"""
 Brightline assistant is running.
+  Demo website      {settings.rasa_url}/webhooks/webchat/demo   (chat widget, bottom right)
+  Widget script     <script src="{settings.rasa_url}/webhooks/webchat/widget.js" defer></script>
   REST channel      {rest}
   socket.io channel {settings.rasa_url}/socket.io
+  WhatsApp webhook  {settings.rasa_url}/webhooks/whatsapp/webhook   (docs/channels.md)
+  Messenger webhook {settings.rasa_url}/webhooks/messenger/webhook
   Rasa HTTP API     {settings.rasa_url}  (token: {token_hint})
   Action server     http://127.0.0.1:{settings.action_port}/health
   Agent console     {settings.handoff_url}/

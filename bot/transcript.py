@@ -10,10 +10,17 @@ def turn_from_event(event: dict[str, Any]) -> dict[str, Any] | None:
     timestamp = event.get("timestamp")
     if kind == "user":
         text = event.get("text") or ""
+        metadata = event.get("metadata") or {}
         if text.startswith("/"):  # a button press: show the button the customer saw
-            text = (event.get("parse_data") or {}).get("intent", {}).get("name", text)
-            text = f"[pressed a button: {text}]"
-        return {"role": "customer", "text": text, "timestamp": timestamp, "agent": None, "buttons": None}
+            title = metadata.get("button_title")
+            intent = (event.get("parse_data") or {}).get("intent", {}).get("name", text)
+            text = f"[pressed: {title}]" if isinstance(title, str) and title else f"[pressed a button: {intent}]"
+        turn = {"role": "customer", "text": text, "timestamp": timestamp, "agent": None, "buttons": None}
+        if isinstance(metadata.get("client_id"), str):
+            turn["client_id"] = metadata["client_id"]
+        if isinstance(metadata.get("button_title"), str) and event.get("text", "").startswith("/"):
+            turn["button_title"] = metadata["button_title"]
+        return turn
     if kind == "bot":
         metadata = event.get("metadata") or {}
         agent = metadata.get("agent")

@@ -66,6 +66,10 @@ def test_make_run_answers_the_printed_curl_and_leaves_nothing_behind(tmp_path: P
         assert len(pids) == 4, text
         console = next(line.split()[-1] for line in output if line.strip().startswith("Agent console"))
         assert urllib.request.urlopen(f"{console}login", timeout=10).status == 200
+        demo = next(line.split()[2] for line in output if line.strip().startswith("Demo website"))
+        page = urllib.request.urlopen(demo, timeout=10).read().decode()
+        assert "/webhooks/webchat/widget.js" in page
+        assert any(line.strip().startswith("WhatsApp webhook") for line in output)
         curl = next(line.strip() for line in output if line.strip().startswith("curl "))
         answer = subprocess.run(shlex.split(curl), capture_output=True, text=True, timeout=60, check=True).stdout
         assert "Direct Debit" in answer or "direct debit" in answer.lower(), answer
