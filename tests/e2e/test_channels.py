@@ -365,5 +365,10 @@ def test_agent_reply_reaches_the_whatsapp_customer(stack: Stack, graph_api: Fake
             assert sent.path == WA_PATH and sent.body["to"] == number
             assert shown(sent) == "Wendy: Sorry for the wait, I'm checking your account now."
             assert (await wendy.post(f"/api/chats/{number}/close"))[0] == 200
+            # The rating question reaches WhatsApp as a tappable list of 1-5.
+            survey = await asyncio.to_thread(wait_for_text, graph_api, number, "how would you rate")
+            assert survey.body["type"] == "interactive"
+            rows = [r for section in survey.body["interactive"]["action"]["sections"] for r in section["rows"]]
+            assert [r["title"] for r in rows] == ["1", "2", "3", "4", "5"]
 
     asyncio.run(asyncio.wait_for(scenario(), 120))
