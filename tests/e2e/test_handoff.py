@@ -139,7 +139,11 @@ def test_two_agents_claiming_at_once_never_both_win(stack: Stack, agents: list[s
                 conversation = f"race-{index}-{time.time_ns()}"
                 assert await queue.enqueue(Card(conversation, "asked_for_human"))
                 path = f"/api/chats/{conversation}/claim"
-                (a, _), (b, _) = await asyncio.gather(carol.post(path), dave.post(path))
+                # Alternate who sends first, so each side gets to win races.
+                if index % 2:
+                    (b, _), (a, _) = await asyncio.gather(dave.post(path), carol.post(path))
+                else:
+                    (a, _), (b, _) = await asyncio.gather(carol.post(path), dave.post(path))
                 outcomes.append((a, b))
                 winner = (await queue.get(conversation)).agent
                 assert winner == ("carol" if a == 200 else "dave")
