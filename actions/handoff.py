@@ -4,6 +4,7 @@ what happens next, and pause the bot so it never talks over the agent."""
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -13,6 +14,7 @@ from redis.asyncio import Redis
 
 from actions.escalation import REASON_SLOT, SCORES_SLOT, decide
 from actions.faq import STORE
+from bot.business_hours import load_business_hours, when
 from bot.conversation import card_fields
 from bot.settings import load_settings
 from handoff import keys
@@ -20,6 +22,7 @@ from handoff.agents import Agents
 from handoff.queue import ASSIGNED, CLOSED, WAITING, Card, Queue, estimate_wait_minutes
 
 _settings = load_settings()
+HOURS = load_business_hours(_settings.business_hours_file)
 _redis: Redis | None = None
 
 
@@ -32,7 +35,14 @@ def redis() -> Redis:
     return _redis
 
 
-def waiting_message(position: int | None, wait: int | None) -> str:
+def waiting_message(position: int | None, wait: int | None, back: str | None = None) -> str:
+    """What the customer is told right after the handoff: only what we can keep."""
+    if back is not None:
+        return (
+            f"I've passed your conversation to our support team. They're not in right now; we're here "
+            f"{HOURS.describe()} ({HOURS.timezone.key} time). A person will reply here {back}. "
+            "You can leave more details now, and you won't need to repeat anything."
+        )
     if wait is None:
         return (
             "I've passed your conversation to our support team. No one is available right now, "
@@ -72,7 +82,12 @@ class ActionHandoff(Action):
         if position is not None:
             await queue.remember_position_told(card.conversation_id, position)
         wait = estimate_wait_minutes(position or 1, agents_online, free_slots, _settings.avg_handle_minutes)
-        dispatcher.utter_message(text=waiting_message(position, wait))
+        now = datetime.now(timezone.utc)
+        back = None
+        if not HOURS.is_open(now):
+            reopening = HOURS.next_open(now)
+            back = when(reopening, now) if reopening else "as soon as we are back"
+        dispatcher.utter_message(text=waiting_message(position, wait, back))
         # Paused, Rasa stops predicting before it would log action_listen; log it here so
         # the customer's next message is a new turn when the bot takes over again.
         return [

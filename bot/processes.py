@@ -174,6 +174,7 @@ def service_env(settings: Settings) -> dict[str, str]:
         "HANDOFF_PORT": str(settings.handoff_port),
         "KB_DIR": str(settings.kb_dir),
         "BOT_VAR_DIR": str(settings.var_dir),
+        "BUSINESS_HOURS_FILE": settings.business_hours_file,
         "PYTHONUNBUFFERED": "1",
         **QUIET_RASA,
     }

@@ -91,6 +91,7 @@ class Settings:
     canned_file: Path = ROOT / "data" / "console" / "canned_responses.yml"
     frustration: FrustrationSettings | None = None
     channels: dict[str, str] | None = None
+    business_hours_file: str = str(ROOT / "data" / "console" / "business_hours.yml")
 
     @property
     def redis(self) -> RedisAddress:
@@ -186,6 +187,7 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: Path | None = 
         canned_file=Path(merged.get("CANNED_FILE") or ROOT / "data" / "console" / "canned_responses.yml"),
         frustration=frustration_settings_from_env(merged),
         channels={name: merged.get(name) or default for name, default in CHANNEL_VARIABLES.items()},
+        business_hours_file=merged.get("BUSINESS_HOURS_FILE") or str(ROOT / "data" / "console" / "business_hours.yml"),
     )
     settings.redis  # noqa: B018 - validates REDIS_URL now, not on first use
     return settings

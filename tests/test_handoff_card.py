@@ -94,3 +94,12 @@ def test_transcript_separates_customer_bot_agent_and_system_turns() -> None:
     roles = [(t["role"], t.get("agent")) for t in transcript(tracker)]
     assert roles == [("customer", None), ("bot", None), ("system", None), ("agent", "ann"), ("customer", None)]
     assert transcript(tracker)[-1]["text"].startswith("[pressed a button")
+
+
+def test_customer_is_told_only_what_the_team_can_keep() -> None:
+    from actions.handoff import waiting_message
+
+    assert "number 2 in the queue" in waiting_message(2, 5) and "about 5 minutes" in waiting_message(2, 5)
+    assert "No one is available right now" in waiting_message(2, None)
+    after_hours = waiting_message(2, 5, back="tomorrow at 08:00")
+    assert "tomorrow at 08:00" in after_hours and "queue" not in after_hours

@@ -147,6 +147,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_server: int, graph_api
     var_dir = tmp_path_factory.mktemp("stack")
     env = {
         **CHANNEL_SECRETS,
+        "BUSINESS_HOURS_FILE": "always",  # the tests must not depend on the time of day
         "GRAPH_API_URL": graph_api.url,
         "GRAPH_API_VERSION": fake_graph.VERSION,
         "BOT_VAR_DIR": str(var_dir),

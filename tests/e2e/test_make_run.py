@@ -41,7 +41,13 @@ def test_make_run_answers_the_printed_curl_and_leaves_nothing_behind(tmp_path: P
         "REDIS_PORT": free_port(),
         "HANDOFF_PORT": free_port(),
     }
-    env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "BOT_VAR_DIR": str(tmp_path), "REDIS_URL": ""}
+    env = {
+        **os.environ,
+        **{k: str(v) for k, v in ports.items()},
+        "BOT_VAR_DIR": str(tmp_path),
+        "REDIS_URL": "",
+        "BUSINESS_HOURS_FILE": "always",
+    }
     env.pop("RASA_TOKEN", None)
     proc = subprocess.Popen(
         ["make", "--no-print-directory", "run"],
