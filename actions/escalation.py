@@ -11,13 +11,24 @@ from rasa_sdk.events import FollowupAction, SlotSet
 from bot.conversation import customer_turns, since_bot_took_over
 from bot.frustration import Decision, Turn, assess
 from bot.kb.model import KnowledgeBase
+from bot.language import guess_language
 from bot.settings import load_settings
 
 FRUSTRATION = load_settings().frustration
 
 HANDOFF_ACTION = "action_handoff"
+LANGUAGE_SLOT = "language"
 REASON_SLOT = "handoff_reason"
 SCORES_SLOT = "handoff_scores"
+
+
+def customer_language(tracker: Tracker) -> str:
+    """The language of the customer's latest message by its script, else the last one known."""
+    text = (tracker.latest_message or {}).get("text") or ""
+    known = tracker.get_slot(LANGUAGE_SLOT) or "en"
+    if text.startswith("/") or not any(ch.isalpha() for ch in text):
+        return known  # a button press or "?!": keep the language the customer was using
+    return guess_language(text)
 
 
 def decide(tracker: Tracker, kb: KnowledgeBase, current: Turn | None = None) -> Decision:

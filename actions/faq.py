@@ -8,9 +8,9 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.escalation import decide, escalate
+from actions.escalation import LANGUAGE_SLOT, customer_language, decide, escalate
 from bot.frustration import Turn
-from bot.kb.matcher import ANSWER, Match
+from bot.kb.matcher import ANSWER, NONE, Match
 from bot.kb.reply import CHOICE_ENTITY, CHOICE_INTENT, LANGUAGE_ENTITY, answer, match_summary, reply_for
 from bot.kb.store import KnowledgeBaseStore
 from bot.settings import load_settings
@@ -35,12 +35,13 @@ class ActionAnswerFaq(Action):
             reply = answer(entry, next(tracker.get_latest_entity_values(LANGUAGE_ENTITY), None))
         else:
             match = matcher.match(message.get("text") or "")
-            reply = reply_for(match, matcher.kb)
+            reply = reply_for(match, matcher.kb, customer_language(tracker))
         matched = matcher.kb.get(match.id) if match.id else None
         sensitive = bool(matched and matched.handoff and match.decision == ANSWER)
         decision = decide(tracker, matcher.kb, Turn("", match.decision, match.id, sensitive))
-        events = [SlotSet("kb_last_match", match_summary(match))]
+        language = (match.language if match.decision != NONE else None) or customer_language(tracker)
+        events = [SlotSet("kb_last_match", match_summary(match)), SlotSet(LANGUAGE_SLOT, language)]
         if decision.handoff and decision.reason != "sensitive_topic":
             return events + escalate(decision)
-        dispatcher.utter_message(text=reply.text, response=reply.response, buttons=reply.buttons)
+        dispatcher.utter_message(text=reply.text, buttons=reply.buttons)
         return events + (escalate(decision) if decision.handoff else [])

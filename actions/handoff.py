@@ -12,10 +12,12 @@ from rasa_sdk.events import ActionExecuted, ConversationPaused, FollowupAction, 
 from rasa_sdk.executor import CollectingDispatcher
 from redis.asyncio import Redis
 
-from actions.escalation import REASON_SLOT, SCORES_SLOT, decide
+from actions.escalation import LANGUAGE_SLOT, REASON_SLOT, SCORES_SLOT, customer_language, decide
 from actions.faq import STORE
-from bot.business_hours import load_business_hours, when
+from bot.business_hours import load_business_hours
 from bot.conversation import card_fields
+from bot.kb.reply import human_button
+from bot.messages import say, when
 from bot.settings import load_settings
 from handoff import keys
 from handoff.agents import Agents
@@ -35,26 +37,13 @@ def redis() -> Redis:
     return _redis
 
 
-def waiting_message(position: int | None, wait: int | None, back: str | None = None) -> str:
+def waiting_message(position: int | None, wait: int | None, back: str | None = None, language: str = "en") -> str:
     """What the customer is told right after the handoff: only what we can keep."""
     if back is not None:
-        return (
-            f"I've passed your conversation to our support team. They're not in right now; we're here "
-            f"{HOURS.describe()} ({HOURS.timezone.key} time). A person will reply here {back}. "
-            "You can leave more details now, and you won't need to repeat anything."
-        )
+        return say("handoff_after_hours", language, hours=HOURS.describe(), zone=HOURS.timezone.key, back=back)
     if wait is None:
-        return (
-            "I've passed your conversation to our support team. No one is available right now, "
-            "but your messages are saved here and a person will reply as soon as someone is back. "
-            "You don't need to repeat anything."
-        )
-    place = f"You are number {position} in the queue" if position else "You are in the queue"
-    minutes = f"about {wait} minute{'s' if wait != 1 else ''}"
-    return (
-        f"I'm connecting you with a person from our support team. {place}; expected wait: {minutes}. "
-        "They will see this whole conversation, so you won't need to repeat yourself."
-    )
+        return say("handoff_nobody", language)
+    return say("handoff_queue", language, position=position or 1, minutes=wait)
 
 
 class ActionHandoff(Action):
@@ -66,6 +55,7 @@ class ActionHandoff(Action):
         fields = card_fields(tracker.events, decision)
         fields["reason"] = tracker.get_slot(REASON_SLOT) or fields["reason"]
         fields["scores"] = tracker.get_slot(SCORES_SLOT) or fields["scores"]
+        fields["language"] = customer_language(tracker)
         metadata = (tracker.latest_message or {}).get("metadata") or {}
         card = Card(
             conversation_id=tracker.sender_id,
@@ -86,8 +76,8 @@ class ActionHandoff(Action):
         back = None
         if not HOURS.is_open(now):
             reopening = HOURS.next_open(now)
-            back = when(reopening, now) if reopening else "as soon as we are back"
-        dispatcher.utter_message(text=waiting_message(position, wait, back))
+            back = when(reopening, now, card.language) if reopening else "…"
+        dispatcher.utter_message(text=waiting_message(position, wait, back, card.language or "en"))
         # Paused, Rasa stops predicting before it would log action_listen; log it here so
         # the customer's next message is a new turn when the bot takes over again.
         return [
@@ -96,18 +86,6 @@ class ActionHandoff(Action):
             ConversationPaused(),
             ActionExecuted("action_listen"),
         ]
-
-
-class ActionAskCsat(Action):
-    """The one-question survey sent when an agent closes a chat: 1 (poor) to 5 (excellent)."""
-
-    def name(self) -> str:
-        return "action_ask_csat"
-
-    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict]:
-        buttons = [{"title": str(n), "payload": f'/csat{{"csat_score": "{n}"}}'} for n in range(1, 6)]
-        dispatcher.utter_message(response="utter_csat_question", buttons=buttons)
-        return []
 
 
 class ActionStoreCsat(Action):
@@ -124,15 +102,16 @@ class ActionStoreCsat(Action):
             score = 0
         chat = keys.chat(tracker.sender_id)
         state, agent = await redis().hmget(chat, "state", "agent")
+        language = tracker.get_slot(LANGUAGE_SLOT)
         if _text(state) != CLOSED or not 1 <= score <= 5:
-            dispatcher.utter_message(response="utter_default")
+            dispatcher.utter_message(text=say("not_understood", language), buttons=[human_button(language)])
             return []
         if await redis().hsetnx(chat, "csat", score):  # one rating per closed chat
             await redis().xadd(
                 keys.CSAT,
                 {"conversation_id": tracker.sender_id, "score": score, "agent": _text(agent), "ts": time.time()},
             )
-        dispatcher.utter_message(response="utter_csat_thanks")
+        dispatcher.utter_message(text=say("csat_thanks", language))
         return []
 
 

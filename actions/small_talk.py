@@ -6,18 +6,21 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.escalation import decide, escalate
+from actions.escalation import LANGUAGE_SLOT, customer_language, decide, escalate
 from actions.faq import STORE
+from bot.kb.reply import human_button
+from bot.messages import say
 
-RESPONSES = {
-    "greet": "utter_greet",
-    "goodbye": "utter_goodbye",
-    "thanks": "utter_you_are_welcome",
-    "affirm": "utter_affirm",
-    "deny": "utter_deny",
-    "bot_challenge": "utter_iamabot",
+REPLIES = {
+    "greet": "greet",
+    "goodbye": "goodbye",
+    "thanks": "you_are_welcome",
+    "affirm": "affirm",
+    "deny": "deny",
+    "bot_challenge": "iamabot",
 }
 
 
@@ -30,5 +33,7 @@ class ActionSmallTalk(Action):
         if decision.handoff:
             return escalate(decision)
         intent = (tracker.latest_message or {}).get("intent", {}).get("name")
-        dispatcher.utter_message(response=RESPONSES.get(intent, "utter_default"))
-        return []
+        language = customer_language(tracker)
+        buttons = [human_button(language)] if intent == "deny" else []
+        dispatcher.utter_message(text=say(REPLIES.get(intent, "not_understood"), language), buttons=buttons)
+        return [SlotSet(LANGUAGE_SLOT, language)]

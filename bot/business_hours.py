@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
@@ -75,14 +74,6 @@ class BusinessHours:
 
 
 ALWAYS_OPEN = BusinessHours(always=True)
-
-
-def when(at: datetime, now: datetime) -> str:
-    """'today at 08:00', 'tomorrow at 08:00' or 'Monday at 08:00', as a customer reads it."""
-    local_now = now.astimezone(at.tzinfo)
-    days = (at.date() - local_now.date()).days
-    day = "today" if days == 0 else "tomorrow" if days == 1 else DAY_NAMES[at.weekday()]
-    return f"{day} at {at:%H:%M}"
 
 
 def load_business_hours(source: str | Path | None) -> BusinessHours:

@@ -24,6 +24,7 @@ import yaml
 from aiohttp import web
 from redis.asyncio import Redis
 
+from bot.messages import csat_buttons, say
 from bot.settings import Settings
 from bot.transcript import transcript, turn_from_event
 from handoff import keys
@@ -217,8 +218,9 @@ async def claim(request: web.Request) -> web.Response:
         else:
             message = f"This chat is no longer waiting ({result.state})."
         return web.json_response({"error": message}, status=409)
+    chat = await services.queue.get(conversation_id)
     with contextlib.suppress(RasaError):
-        greeting = f"Hi, this is {agent} from the Brightline support team. I'm reading your conversation now."
+        greeting = say("agent_joined", chat.card.language if chat else None, agent=agent)
         await services.rasa.say(conversation_id, greeting, agent=agent)
     await _chat_changed(request.app, conversation_id, ASSIGNED, agent)
     return web.json_response({"ok": True})
@@ -248,21 +250,26 @@ async def reply(request: web.Request) -> web.Response:
 
 
 async def hand_back(request: web.Request) -> web.Response:
-    return await _end(request, BOT, "utter_back_to_bot")
+    return await _end(request, BOT)
 
 
 async def close(request: web.Request) -> web.Response:
-    return await _end(request, CLOSED, "action_ask_csat")
+    return await _end(request, CLOSED)
 
 
-async def _end(request: web.Request, state: str, action: str) -> web.Response:
+async def _end(request: web.Request, state: str) -> web.Response:
+    """Give the conversation back to the bot: it greets again, or asks for a rating."""
     chat = await _owned(request)
     if isinstance(chat, web.Response):
         return chat
     services = request.app[SERVICES]
+    language = chat.card.language
+    if state == CLOSED:
+        text, buttons = say("csat_question", language), csat_buttons()
+    else:
+        text, buttons = say("back_to_bot", language), None
     try:
-        await services.rasa.resume(chat.conversation_id)
-        await services.rasa.execute(chat.conversation_id, action)
+        await services.rasa.resume_with(chat.conversation_id, text, buttons)
     except RasaError as exc:
         return web.json_response({"error": f"Rasa did not take it back: {exc}"}, status=502)
     await services.queue.release(chat.conversation_id, state)
@@ -319,9 +326,10 @@ async def update_positions(app: web.Application) -> None:
         if not await services.queue.remember_position_told(chat.conversation_id, position):
             continue
         wait = estimate_wait_minutes(position, agents_online, free_slots, services.settings.avg_handle_minutes)
-        text = f"You are now number {position} in the queue."
+        language = chat.card.language
+        text = say("position", language, position=position)
         if wait is not None:
-            text += f" Expected wait: about {wait} minute{'s' if wait != 1 else ''}."
+            text += say("expected_wait", language, minutes=wait)
         with contextlib.suppress(RasaError):
             await services.rasa.say(chat.conversation_id, text)
 

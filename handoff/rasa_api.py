@@ -58,23 +58,23 @@ class RasaApi:
             event["metadata"] = {"agent": agent}
         await self.append(conversation_id, [event])
 
-    async def resume(self, conversation_id: str) -> None:
-        await self.append(conversation_id, [{"event": "resume", "timestamp": time.time()}])
+    async def resume_with(self, conversation_id: str, text: str, buttons: list[dict] | None = None) -> None:
+        """Resume the bot with its first message, then listen.
 
-    async def execute(self, conversation_id: str, action: str) -> None:
-        """Run one action (say a response) as the bot, on the customer's channel, then
-        listen: Rasa's /execute does not, and without ``action_listen`` the bot's rules
-        would not recognise the customer's next message as a new turn."""
-        await self._call(
-            "POST",
-            self._url(conversation_id, "execute"),
-            params={"output_channel": "latest"},
-            json={"name": action},
-        )
-        await self._call(
-            "POST",
-            self._url(conversation_id, "tracker/events"),
-            json=[{"event": "action", "name": "action_listen", "timestamp": time.time()}],
+        One append: the bot's words reach the customer's channel, and ``action_listen``
+        makes the customer's next message a new turn for the bot's rules.
+        """
+        now = time.time()
+        message: dict[str, Any] = {"event": "bot", "text": text, "timestamp": now}
+        if buttons:
+            message["data"] = {"buttons": buttons}
+        await self.append(
+            conversation_id,
+            [
+                {"event": "resume", "timestamp": now},
+                message,
+                {"event": "action", "name": "action_listen", "timestamp": now},
+            ],
         )
 
     async def tracker(self, conversation_id: str) -> dict:

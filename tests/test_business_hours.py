@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.business_hours import BusinessHoursError, load_business_hours, when
+from bot.business_hours import BusinessHoursError, load_business_hours
+from bot.messages import when
 from tests.conftest import ROOT
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -36,7 +37,8 @@ def test_next_opening_is_what_the_customer_is_told() -> None:
     assert when(hours.next_open(late), late) == "tomorrow at 08:00"
     christmas_eve = at("2026-12-24 23:00")
     assert hours.next_open(christmas_eve) == at("2026-12-27 09:00")  # 25th, 26th closed; 27th is a Sunday
-    assert when(hours.next_open(christmas_eve), christmas_eve) == "Sunday at 09:00"
+    assert when(hours.next_open(christmas_eve), christmas_eve) == "on Sunday at 09:00"
+    assert when(hours.next_open(christmas_eve), christmas_eve, "ru") == "в воскресенье в 09:00"
     early = at("2026-11-23 06:00")
     assert when(hours.next_open(early), early) == "today at 08:00"
 

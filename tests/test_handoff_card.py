@@ -103,3 +103,5 @@ def test_customer_is_told_only_what_the_team_can_keep() -> None:
     assert "No one is available right now" in waiting_message(2, None)
     after_hours = waiting_message(2, 5, back="tomorrow at 08:00")
     assert "tomorrow at 08:00" in after_hours and "queue" not in after_hours
+    assert waiting_message(3, 4, language="ru").startswith("Соединяю вас с сотрудником поддержки. Вы 3-й в очереди")
+    assert "რიგში ხართ 3-ე" in waiting_message(3, 4, language="ka")

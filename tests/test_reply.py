@@ -21,7 +21,7 @@ def test_suggestion_offers_choices_then_a_person(write_kb) -> None:
     kb, _ = load_dir(write_kb({"a.yml": GOOD}))
     matcher = Matcher(kb, MatchSettings(answer_cutoff=100, suggest_cutoff=10))
     reply = reply_for(matcher.match("pay"), kb)
-    assert reply.response == "utter_did_you_mean"
+    assert reply.text.startswith("I want to make sure I get this right. Did you mean")
     assert [b["payload"] for b in reply.buttons][-1] == HUMAN_PAYLOAD
     first = reply.buttons[0]["payload"]
     assert json.loads(first.removeprefix("/faq_choice"))["faq_id"] in {"billing-pay-bill", "billing-direct-debit"}
@@ -30,5 +30,15 @@ def test_suggestion_offers_choices_then_a_person(write_kb) -> None:
 def test_not_understood_offers_a_person(write_kb) -> None:
     kb, _ = load_dir(write_kb({"a.yml": GOOD}))
     reply = reply_for(Matcher(kb).match("zzzz qqqq"), kb)
-    assert reply.response == "utter_not_understood"
-    assert reply.buttons[0]["payload"] == HUMAN_PAYLOAD
+    assert reply.text.startswith("Sorry, I didn't understand that.")
+    assert reply.buttons == [{"title": "Talk to a person", "payload": HUMAN_PAYLOAD}]
+
+
+def test_the_bots_own_words_come_in_the_customers_language(write_kb) -> None:
+    kb, _ = load_dir(write_kb({"a.yml": GOOD}))
+    russian = reply_for(Matcher(kb).match("ыва ыва"), kb, "ru")
+    assert russian.text.startswith("Извините, я не понял")
+    assert russian.buttons[0]["title"] == "Связаться с человеком"
+    georgian = reply_for(Matcher(kb).match("ქქქ"), kb, "ka")
+    assert georgian.text.startswith("ბოდიში, ვერ გავიგე")
+    assert reply_for(Matcher(kb).match("zzzz"), kb, "fr").text.startswith("Sorry")  # unknown: English

@@ -9,11 +9,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from bot.kb.matcher import ANSWER, SUGGEST, Match
+from bot.kb.matcher import ANSWER, NONE, SUGGEST, Match
 from bot.kb.model import Entry, KnowledgeBase, pick
+from bot.messages import say
 
 HUMAN_PAYLOAD = "/request_human"
-HUMAN_BUTTON = {"title": "Talk to a person", "payload": HUMAN_PAYLOAD}
+
+
+def human_button(language: str | None = None) -> dict[str, str]:
+    return {"title": say("talk_to_person", language), "payload": HUMAN_PAYLOAD}
+
+
 CHOICE_INTENT = "faq_choice"
 CHOICE_ENTITY = "faq_id"
 LANGUAGE_ENTITY = "faq_lang"
@@ -21,10 +27,9 @@ LANGUAGE_ENTITY = "faq_lang"
 
 @dataclass(frozen=True)
 class Reply:
-    """One bot message: literal ``text`` or a domain ``response`` name, plus buttons."""
+    """One bot message: its text and quick-reply buttons."""
 
-    text: str | None = None
-    response: str | None = None
+    text: str
     buttons: list[dict] = field(default_factory=list)
 
 
@@ -50,7 +55,10 @@ def answer(entry: Entry, language: str | None = None) -> Reply:
     return Reply(text=text, buttons=buttons)
 
 
-def reply_for(match: Match, kb: KnowledgeBase) -> Reply:
+def reply_for(match: Match, kb: KnowledgeBase, language: str | None = None) -> Reply:
+    """The reply for a match; ``language`` is the customer's, for the bot's own words."""
+    if match.decision != NONE:  # below the cut-off the best phrasing's language says little
+        language = match.language or language
     if match.decision == ANSWER and match.id and (entry := kb.get(match.id)):
         return answer(entry, match.language)
     if match.decision == SUGGEST:
@@ -65,8 +73,8 @@ def reply_for(match: Match, kb: KnowledgeBase) -> Reply:
                     }
                 )
         if buttons:
-            return Reply(response="utter_did_you_mean", buttons=[*buttons, HUMAN_BUTTON])
-    return Reply(response="utter_not_understood", buttons=[HUMAN_BUTTON])
+            return Reply(say("did_you_mean", language), buttons=[*buttons, human_button(language)])
+    return Reply(say("not_understood", language), buttons=[human_button(language)])
 
 
 def match_summary(match: Match) -> dict:

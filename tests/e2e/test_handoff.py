@@ -270,3 +270,23 @@ def _handled_by_the_service(stack: Stack, sender: str, texts: list[str]) -> bool
     pending = {p["message_id"] for p in client.xpending_range(keys.EVENT_STREAM, keys.EVENT_GROUP, "-", "+", 1000)}
     last = tuple(int(part) for part in group["last-delivered-id"].split("-"))
     return all(tuple(int(x) for x in e.split("-")) <= last and e not in pending for e in wanted)
+
+
+def test_a_russian_customer_hears_the_queue_the_agent_and_the_bot_in_russian(stack: Stack, agents: list[str]) -> None:
+    sender = new_sender()
+
+    async def scenario() -> None:
+        async with (
+            Agent(stack.console_url, "alice", PASSWORD) as alice,
+            Customer(stack.settings.rasa_url, sender) as me,
+        ):
+            await me.say("позовите оператора, пожалуйста")
+            await me.expect_text("в очереди")
+            _, chat = await alice.get(f"/api/chats/{sender}")
+            assert chat["card"]["language"] == "ru" and chat["card"]["reason"] == "asked_for_human"
+            assert (await alice.post(f"/api/chats/{sender}/claim"))[0] == 200
+            await me.expect_text("это alice из службы поддержки")
+            assert (await alice.post(f"/api/chats/{sender}/handback"))[0] == 200
+            await me.expect_text("Вы снова общаетесь с виртуальным помощником")
+
+    run(scenario())
