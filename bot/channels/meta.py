@@ -35,7 +35,7 @@ import aiohttp
 from rasa.core.channels.channel import OutputChannel, UserMessage
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sanic import response
+from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
@@ -481,3 +481,44 @@ def close_session_on_stop(blueprint: Any, graph: GraphApi) -> None:
             await graph.close()
 
     blueprint.listener("after_server_stop")(close)
+
+
+def webhook_blueprint(
+    channel: str,
+    verify_token: str,
+    app_secret: str,
+    graph: GraphApi,
+    parse: Callable[[Any], list[Inbound]],
+    output: Callable[[], OutputChannel],
+    on_new_message: Callable[[UserMessage], Awaitable[Any]],
+) -> Blueprint:
+    """The Sanic routes every Meta channel has: health, subscription check, signed webhook.
+
+    URLs under ``/webhooks/{channel}/``: ``GET /`` (health), ``GET /webhook`` (Meta's
+    verification) and ``POST /webhook`` (streamed, so oversized bodies are refused early).
+    """
+    blueprint = Blueprint(f"{channel}_webhook", __name__)
+    dedupe = Deduplicator(redis_for_channels(), channel)
+    close_session_on_stop(blueprint, graph)
+
+    async def health(request: Request) -> HTTPResponse:
+        return response.json({"status": "ok"})
+
+    async def verify(request: Request) -> HTTPResponse:
+        return verification_response(request, verify_token, channel)
+
+    async def webhook(request: Request) -> HTTPResponse:
+        return await handle_webhook(
+            request,
+            channel=channel,
+            app_secret=app_secret,
+            parse=parse,
+            dedupe=dedupe,
+            output=output(),
+            on_new_message=on_new_message,
+        )
+
+    blueprint.add_route(health, "/", methods=["GET"])
+    blueprint.add_route(verify, "/webhook", methods=["GET"])
+    blueprint.add_route(webhook, "/webhook", methods=["POST"], stream=True)
+    return blueprint

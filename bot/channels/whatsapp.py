@@ -23,13 +23,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
-from sanic import Blueprint, response
-from sanic.request import Request
-from sanic.response import HTTPResponse
+from sanic import Blueprint
 
 from bot.channels.meta import (
     MORE_OPTIONS,
-    Deduplicator,
     GraphApi,
     Inbound,
     Option,
@@ -37,14 +34,11 @@ from bot.channels.meta import (
     as_list,
     as_text,
     chunks,
-    close_session_on_stop,
-    handle_webhook,
     options_from,
-    redis_for_channels,
     send_all,
     split_text,
     truncate,
-    verification_response,
+    webhook_blueprint,
     with_agent_name,
 )
 
@@ -282,28 +276,12 @@ class WhatsAppInput(InputChannel):
         return WhatsAppOutput(self.graph, self.phone_number_id, self.access_token)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        blueprint = Blueprint("whatsapp_webhook", __name__)
-        dedupe = Deduplicator(redis_for_channels(), CHANNEL)
-        close_session_on_stop(blueprint, self.graph)
-
-        async def health(request: Request) -> HTTPResponse:
-            return response.json({"status": "ok"})
-
-        async def verify(request: Request) -> HTTPResponse:
-            return verification_response(request, self.verify_token, CHANNEL)
-
-        async def webhook(request: Request) -> HTTPResponse:
-            return await handle_webhook(
-                request,
-                channel=CHANNEL,
-                app_secret=self.app_secret,
-                parse=lambda payload: parse_whatsapp(payload, self.phone_number_id),
-                dedupe=dedupe,
-                output=self.get_output_channel(),
-                on_new_message=on_new_message,
-            )
-
-        blueprint.add_route(health, "/", methods=["GET"])
-        blueprint.add_route(verify, "/webhook", methods=["GET"])
-        blueprint.add_route(webhook, "/webhook", methods=["POST"], stream=True)
-        return blueprint
+        return webhook_blueprint(
+            CHANNEL,
+            verify_token=self.verify_token,
+            app_secret=self.app_secret,
+            graph=self.graph,
+            parse=lambda payload: parse_whatsapp(payload, self.phone_number_id),
+            output=self.get_output_channel,
+            on_new_message=on_new_message,
+        )
