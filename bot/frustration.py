@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,9 +31,10 @@ from typing import Any
 from rapidfuzz import fuzz
 
 from bot import frustration_lexicon as lexicon
-from bot.kb import Matcher, load_dir
+from bot.kb import Matcher
+from bot.kb.loader import load_or_report
 from bot.kb.normalize import STOPWORDS, normalize
-from bot.settings import ROOT, SettingsError, load_settings, read_env_file
+from bot.settings import SettingsError, load_settings
 
 ANSWER = "answer"
 SUGGEST = "suggest"
@@ -461,16 +461,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
-        frustration = frustration_settings_from_env({**read_env_file(ROOT / ".env"), **os.environ})
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    directory = args.kb or settings.kb_dir
-    kb, problems = load_dir(directory)
-    if problems:
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        print(f"knowledge base {directory} has problems; fix them first (python -m bot.kb check)", file=sys.stderr)
+    frustration = settings.frustration
+    kb = load_or_report(args.kb or settings.kb_dir, sys.stderr)
+    if kb is None:
         return 2
     matcher = Matcher(kb, settings.match)
     bad = 0

@@ -28,6 +28,7 @@ from bot.channels.meta import (
     MORE_OPTIONS,
     GraphApi,
     Inbound,
+    MetaOutput,
     Option,
     as_dict,
     as_list,
@@ -38,7 +39,6 @@ from bot.channels.meta import (
     split_text,
     truncate,
     webhook_blueprint,
-    with_agent_name,
 )
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ def image_message(recipient: str, url: str) -> dict[str, Any]:
     return send_api_message(recipient, {"attachment": {"type": "image", "payload": {"url": url, "is_reusable": True}}})
 
 
-class MessengerOutput(OutputChannel):
+class MessengerOutput(MetaOutput):
     """Sends Rasa's messages (bot turns and agent replies) through the Send API."""
 
     def __init__(self, graph: GraphApi, page_access_token: str) -> None:
@@ -149,25 +149,14 @@ class MessengerOutput(OutputChannel):
     async def _send(self, bodies: list[dict[str, Any]]) -> None:
         await send_all(self.graph, CHANNEL, "me/messages", bodies, params={"access_token": self.page_access_token})
 
-    async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
-        text = with_agent_name(as_text(message.get("text")), message.get("agent"))
-        buttons = as_list(message.get("buttons")) or as_list(message.get("quick_replies"))
-        bodies = messenger_messages(recipient_id, text, buttons) if text or buttons else []
-        image, attachment = as_text(message.get("image")), as_text(message.get("attachment"))
-        if image:
-            bodies.append(image_message(recipient_id, image))
-        if attachment and attachment != image:
-            bodies += messenger_messages(recipient_id, attachment)
-        custom = message.get("custom")
-        if isinstance(custom, dict) and custom:  # a native Send API message object, sent as is
-            bodies.append(send_api_message(recipient_id, custom))
-        await self._send(bodies)
+    def build(self, recipient_id: str, text: str, buttons: list[Any] | None = None) -> list[dict[str, Any]]:
+        return messenger_messages(recipient_id, text, buttons)
 
-    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
-        await self._send(messenger_messages(recipient_id, text))
+    def media(self, recipient_id: str, url: str) -> dict[str, Any]:
+        return image_message(recipient_id, url)
 
-    async def send_text_with_buttons(self, recipient_id: str, text: str, buttons: list[dict], **kwargs: Any) -> None:
-        await self._send(messenger_messages(recipient_id, text, buttons))
+    def native(self, recipient_id: str, custom: dict[str, Any]) -> dict[str, Any] | None:
+        return send_api_message(recipient_id, custom)  # a Send API message object, sent as is
 
 
 class MessengerInput(InputChannel):

@@ -522,3 +522,42 @@ def webhook_blueprint(
     blueprint.add_route(verify, "/webhook", methods=["GET"])
     blueprint.add_route(webhook, "/webhook", methods=["POST"], stream=True)
     return blueprint
+
+
+class MetaOutput(OutputChannel):
+    """What the WhatsApp and Messenger outputs share: turn one Rasa message (a bot turn or an
+    agent's reply, whose name is put in front) into the channel's API bodies and send them.
+    Subclasses say how a body looks (``build``, ``media``, ``native``) and where it goes."""
+
+    def build(self, recipient_id: str, text: str, buttons: list[Any] | None = None) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def media(self, recipient_id: str, url: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def native(self, recipient_id: str, custom: dict[str, Any]) -> dict[str, Any] | None:
+        """A ``custom`` payload already in the channel's own format, or ``None`` to skip it."""
+        raise NotImplementedError
+
+    async def _send(self, bodies: list[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+    async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        text = with_agent_name(as_text(message.get("text")), message.get("agent"))
+        buttons = as_list(message.get("buttons")) or as_list(message.get("quick_replies"))
+        bodies = self.build(recipient_id, text, buttons) if text or buttons else []
+        image, attachment = as_text(message.get("image")), as_text(message.get("attachment"))
+        if image:
+            bodies.append(self.media(recipient_id, image))
+        if attachment and attachment != image:
+            bodies += self.build(recipient_id, attachment)
+        custom = message.get("custom")
+        if isinstance(custom, dict) and custom and (native := self.native(recipient_id, custom)):
+            bodies.append(native)
+        await self._send(bodies)
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        await self._send(self.build(recipient_id, text))
+
+    async def send_text_with_buttons(self, recipient_id: str, text: str, buttons: list[dict], **kwargs: Any) -> None:
+        await self._send(self.build(recipient_id, text, buttons))

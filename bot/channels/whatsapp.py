@@ -29,6 +29,7 @@ from bot.channels.meta import (
     MORE_OPTIONS,
     GraphApi,
     Inbound,
+    MetaOutput,
     Option,
     as_dict,
     as_list,
@@ -39,7 +40,6 @@ from bot.channels.meta import (
     split_text,
     truncate,
     webhook_blueprint,
-    with_agent_name,
 )
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ def media_message(to: str, url: str) -> dict[str, Any]:
     }
 
 
-class WhatsAppOutput(OutputChannel):
+class WhatsAppOutput(MetaOutput):
     """Sends Rasa's messages (bot turns and agent replies) through the Cloud API."""
 
     def __init__(self, graph: GraphApi, phone_number_id: str, access_token: str) -> None:
@@ -213,25 +213,16 @@ class WhatsAppOutput(OutputChannel):
         headers = {"Authorization": f"Bearer {self.access_token}"}
         await send_all(self.graph, CHANNEL, path, bodies, headers=headers)
 
-    async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
-        text = with_agent_name(as_text(message.get("text")), message.get("agent"))
-        buttons = as_list(message.get("buttons")) or as_list(message.get("quick_replies"))
-        bodies = whatsapp_messages(recipient_id, text, buttons) if text or buttons else []
-        image, attachment = as_text(message.get("image")), as_text(message.get("attachment"))
-        if image:
-            bodies.append(media_message(recipient_id, image))
-        if attachment and attachment != image:
-            bodies += whatsapp_messages(recipient_id, attachment)
-        custom = message.get("custom")
-        if isinstance(custom, dict) and custom.get("type"):  # a native Cloud API message, sent as is
-            bodies.append({"messaging_product": "whatsapp", **custom, "to": recipient_id})
-        await self._send(bodies)
+    def build(self, recipient_id: str, text: str, buttons: list[Any] | None = None) -> list[dict[str, Any]]:
+        return whatsapp_messages(recipient_id, text, buttons)
 
-    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
-        await self._send(whatsapp_messages(recipient_id, text))
+    def media(self, recipient_id: str, url: str) -> dict[str, Any]:
+        return media_message(recipient_id, url)
 
-    async def send_text_with_buttons(self, recipient_id: str, text: str, buttons: list[dict], **kwargs: Any) -> None:
-        await self._send(whatsapp_messages(recipient_id, text, buttons))
+    def native(self, recipient_id: str, custom: dict[str, Any]) -> dict[str, Any] | None:
+        if not custom.get("type"):
+            return None
+        return {"messaging_product": "whatsapp", **custom, "to": recipient_id}  # a Cloud API message, as is
 
 
 class WhatsAppInput(InputChannel):

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from bot.kb.loader import kb_files, load_dir
+from bot.kb.loader import kb_files, load_dir, load_or_report
 from bot.kb.matcher import Matcher
 from bot.kb.nlu import nlu_yaml
 from bot.settings import SettingsError, load_settings
@@ -32,11 +32,8 @@ def _check(directory: Path) -> int:
 
 def _match(directory: Path) -> int:
     settings = load_settings()
-    kb, problems = load_dir(directory)
-    if problems:
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        print(f"knowledge base {directory} has problems; fix them first (python -m bot.kb check)", file=sys.stderr)
+    kb = load_or_report(directory, sys.stderr)
+    if kb is None:
         return 2
     matcher = Matcher(kb, settings.match)
     for line in sys.stdin:

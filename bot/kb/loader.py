@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import yaml
 
@@ -54,6 +55,17 @@ def load(directory: Path | str) -> KnowledgeBase:
     if problems:
         raise KnowledgeBaseError(problems)
     return kb
+
+
+def load_or_report(directory: Path | str, stream: TextIO) -> KnowledgeBase | None:
+    """For command-line tools: the KB, or ``None`` after writing its problems to ``stream``."""
+    kb, problems = load_dir(directory)
+    if not problems:
+        return kb
+    for problem in problems:
+        print(problem, file=stream)
+    print(f"knowledge base {directory} has problems; fix them first (python -m bot.kb check)", file=stream)
+    return None
 
 
 def load_dir(directory: Path | str) -> tuple[KnowledgeBase, list[Problem]]:
