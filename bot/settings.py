@@ -8,13 +8,16 @@ at start-up rather than as a stack trace in the middle of a conversation.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from bot.channels.guard import DEFAULT_ADDRESS_LIMIT, DEFAULT_MAX_MESSAGE_CHARS, DEFAULT_SENDER_LIMIT
 from bot.kb.matcher import MatchSettings
+from bot.ratelimit import Limit, parse_limit
 
 if TYPE_CHECKING:
     from bot.frustration import FrustrationSettings
@@ -92,13 +95,28 @@ class Settings:
     frustration: FrustrationSettings | None = None
     channels: dict[str, str] | None = None
     business_hours_file: str = str(ROOT / "data" / "console" / "business_hours.yml")
+    retention_days: float = 0.0  # RETENTION_DAYS: delete conversations idle this long; 0 keeps them
+    # What every channel enforces before NLU (bot/channels/guard.py).
+    max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
+    rate_limit_sender: Limit = DEFAULT_SENDER_LIMIT
+    rate_limit_address: Limit = DEFAULT_ADDRESS_LIMIT
+    # The REST channel answers only requests bearing this token; unset, it is off.
+    rest_token: str | None = None
+    # Signs webchat session tokens; without it sessions do not survive a restart of Rasa.
+    webchat_secret: str | None = None
+    action_host: str = "127.0.0.1"
+    action_token: str | None = None
+    redis_password: str = ""
+    redis_maxmemory: str = "1gb"
+    cors_origins: tuple[str, ...] = ()
 
     @property
     def redis(self) -> RedisAddress:
-        """Where Redis is: ``REDIS_URL`` when given, else the local one ``make run`` starts."""
+        """Where Redis is: ``REDIS_URL`` when given, else the local one ``make run`` starts
+        (with ``REDIS_PASSWORD``, which ``make run`` generates into ``var/secrets.env``)."""
         if self.redis_url:
             return RedisAddress.from_url(self.redis_url)
-        return RedisAddress("127.0.0.1", self.redis_port)
+        return RedisAddress("127.0.0.1", self.redis_port, password=self.redis_password)
 
     @property
     def rasa_url(self) -> str:
@@ -110,7 +128,8 @@ class Settings:
 
     @property
     def action_url(self) -> str:
-        return f"http://127.0.0.1:{self.action_port}/webhook"
+        host = "127.0.0.1" if self.action_host in ("0.0.0.0", "::", "") else self.action_host
+        return f"http://{host}:{self.action_port}/webhook"
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -153,8 +172,44 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
 
 
+def _maxmemory(env: Mapping[str, str], default: str) -> str:
+    raw = (env.get("REDIS_MAXMEMORY") or default).strip().lower()
+    if not re.fullmatch(r"\d+(b|k|kb|m|mb|g|gb)?", raw):
+        raise SettingsError(f"REDIS_MAXMEMORY must be a size such as 512mb or 1gb (0: no bound), got {raw!r}")
+    return raw
+
+
+def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    origins = tuple(part.strip() for part in (env.get("CORS_ORIGINS") or "").split(",") if part.strip())
+    if "*" in origins:
+        raise SettingsError("CORS_ORIGINS lists the sites allowed to call Rasa from a browser; '*' is not allowed")
+    return origins
+
+
+def _limit(env: Mapping[str, str], name: str, default: Limit) -> Limit:
+    """``BURST/PER_MINUTE``, e.g. ``RATE_LIMIT_SENDER=15/30``."""
+    if not env.get(name):
+        return default
+    try:
+        return parse_limit(env[name], name)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise SettingsError(f"{name} must be at least 1, got {value}")
+    return value
+
+
 def load_settings(env: Mapping[str, str] | None = None, env_file: Path | None = None) -> Settings:
-    """Build settings from ``env`` (default: the process environment) over ``.env``."""
+    """Build settings from ``env`` (default: the process environment) over ``.env``.
+
+    With the process environment (no ``env`` given), a ``REDIS_PASSWORD`` that ``make run``
+    generated into ``var/secrets.env`` is used too, so CLIs such as ``python -m
+    handoff.agents`` reach the local Redis; an explicit ``env`` is taken as complete.
+    """
     from bot.frustration import frustration_settings_from_env  # imports SettingsError from here
 
     merged = dict(read_env_file(env_file or ROOT / ".env"))
@@ -170,6 +225,10 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: Path | None = 
         if isinstance(exc, SettingsError):
             raise
         raise SettingsError(f"KB_ANSWER_CUTOFF / KB_SUGGEST_CUTOFF: {exc}") from None
+    var_dir = Path(merged.get("BOT_VAR_DIR") or ROOT / "var")
+    redis_password = merged.get("REDIS_PASSWORD") or ""
+    if not redis_password and env is None:
+        redis_password = read_env_file(var_dir / "secrets.env").get("REDIS_PASSWORD", "")
     settings = Settings(
         rasa_host=merged.get("RASA_HOST") or "127.0.0.1",
         rasa_port=_int(merged, "RASA_PORT", 5005),
@@ -177,7 +236,7 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: Path | None = 
         redis_port=_int(merged, "REDIS_PORT", 6380),
         redis_url=merged.get("REDIS_URL") or None,
         rasa_token=merged.get("RASA_TOKEN") or None,
-        var_dir=Path(merged.get("BOT_VAR_DIR") or ROOT / "var"),
+        var_dir=var_dir,
         kb_dir=Path(merged.get("KB_DIR") or ROOT / "data" / "faq"),
         match=match,
         handoff_host=merged.get("HANDOFF_HOST") or "127.0.0.1",
@@ -188,6 +247,17 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: Path | None = 
         frustration=frustration_settings_from_env(merged),
         channels={name: merged.get(name) or default for name, default in CHANNEL_VARIABLES.items()},
         business_hours_file=merged.get("BUSINESS_HOURS_FILE") or str(ROOT / "data" / "console" / "business_hours.yml"),
+        retention_days=_float(merged, "RETENTION_DAYS", 0.0),
+        action_host=merged.get("ACTION_HOST") or "127.0.0.1",
+        action_token=merged.get("ACTION_TOKEN") or None,
+        redis_password=redis_password,
+        redis_maxmemory=_maxmemory(merged, "1gb"),
+        cors_origins=_origins(merged),
+        max_message_chars=_positive(merged, "MAX_MESSAGE_CHARS", DEFAULT_MAX_MESSAGE_CHARS),
+        rate_limit_sender=_limit(merged, "RATE_LIMIT_SENDER", DEFAULT_SENDER_LIMIT),
+        rate_limit_address=_limit(merged, "RATE_LIMIT_ADDRESS", DEFAULT_ADDRESS_LIMIT),
+        rest_token=merged.get("REST_TOKEN") or None,
+        webchat_secret=merged.get("WEBCHAT_SECRET") or None,
     )
     settings.redis  # noqa: B018 - validates REDIS_URL now, not on first use
     return settings

@@ -1,8 +1,15 @@
 """Agent accounts, presence and capacity; ``python -m handoff.agents`` manages accounts.
 
-Passwords are stored only as argon2id hashes. Presence (online, away, offline) and
+Passwords are stored only as argon2id hashes, checked on a small thread pool (argon2 takes
+a tenth of a second of CPU by design; on the event loop a flood of wrong passwords would
+stall every console). Each agent has an ``epoch`` that changes with the password: a
+console session remembers the epoch it was opened under, so changing the password or
+removing the agent ends every session at once. Presence (online, away, offline) and
 capacity (how many chats at once) decide whether a waiting customer is promised a wait
 time or told honestly that nobody is available right now.
+
+:class:`LoginGuard` slows password guessing without letting an attacker lock a real agent
+out: see its docstring.
 
     python -m handoff.agents add alice [--capacity 3]      # asks for the password twice
     echo 's3cret' | python -m handoff.agents add alice --password-stdin
@@ -14,20 +21,34 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import re
+import secrets
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from redis.asyncio import Redis
 
+from bot.ratelimit import Decision, Limit, RateLimiter
 from handoff import keys
 
 STATUSES = ("online", "away", "offline")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 MIN_PASSWORD = 8
+SESSION_TTL = 12 * 3600
 _hasher = PasswordHasher()
+
+# argon2 (64 MiB, a tenth of a second each) runs on this many threads; more checks than
+# MAX_PENDING_CHECKS waiting for one are refused at once (LoginBusy) instead of queueing.
+ARGON2_THREADS = max(1, min(4, os.cpu_count() or 1))
+MAX_PENDING_CHECKS = 64
+_pool: ThreadPoolExecutor | None = None
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -45,9 +66,31 @@ class AgentError(ValueError):
     pass
 
 
+class LoginBusy(RuntimeError):
+    """Too many password checks are waiting already; the caller should try again shortly."""
+
+
+async def _off_loop(function: Callable[..., _T], *args: object) -> _T:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=ARGON2_THREADS, thread_name_prefix="argon2")
+    return await asyncio.get_running_loop().run_in_executor(_pool, function, *args)
+
+
+def _check_password(stored: str | None, password: str) -> bool:
+    if stored is None:
+        _hasher.hash(password)  # same cost as a real check: no timing hint that the name is unknown
+        return False
+    try:
+        return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
 class Agents:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        self._pending = 0
 
     async def add(self, name: str, password: str, capacity: int = 3) -> None:
         if not NAME_PATTERN.match(name):
@@ -56,36 +99,67 @@ class Agents:
             raise AgentError(f"passwords need at least {MIN_PASSWORD} characters")
         if capacity < 1:
             raise AgentError("capacity must be at least 1")
+        hashed = await _off_loop(_hasher.hash, password)
         await self.redis.hset(
             keys.agent(name),
-            mapping={"password_hash": _hasher.hash(password), "capacity": capacity, "status": "offline"},
+            mapping={"password_hash": hashed, "capacity": capacity, "status": "offline", "epoch": _new_epoch()},
         )
         await self.redis.sadd(keys.AGENTS, name)
 
     async def set_password(self, name: str, password: str) -> None:
+        """Change the password; every console session of the agent ends with it."""
         if not await self.exists(name):
             raise AgentError(f"no agent named {name!r}")
         if len(password) < MIN_PASSWORD:
             raise AgentError(f"passwords need at least {MIN_PASSWORD} characters")
-        await self.redis.hset(keys.agent(name), "password_hash", _hasher.hash(password))
+        hashed = await _off_loop(_hasher.hash, password)
+        await self.redis.hset(keys.agent(name), mapping={"password_hash": hashed, "epoch": _new_epoch()})
 
     async def remove(self, name: str) -> bool:
+        """Remove the account; its sessions end (they need the account's epoch)."""
         removed = await self.redis.srem(keys.AGENTS, name)
-        await self.redis.delete(keys.agent(name))
+        await self.redis.delete(keys.agent(name), keys.unread(name), keys.login_known(name))
         return bool(removed)
 
     async def exists(self, name: str) -> bool:
         return bool(await self.redis.sismember(keys.AGENTS, name))
 
     async def verify(self, name: str, password: str) -> bool:
-        stored = await self.redis.hget(keys.agent(name), "password_hash")
-        if stored is None:
-            _hasher.hash(password)  # same cost as a real check: no timing hint that the name is unknown
-            return False
+        """Check a password on the argon2 threads; raises :class:`LoginBusy` when too many
+        checks are already waiting, so a flood cannot queue without bound."""
+        if self._pending >= MAX_PENDING_CHECKS:
+            raise LoginBusy("too many sign-ins at once")
+        self._pending += 1
         try:
-            return _hasher.verify(stored.decode() if isinstance(stored, bytes) else stored, password)
-        except (VerificationError, InvalidHashError):
-            return False
+            stored = await self.redis.hget(keys.agent(name), "password_hash") if NAME_PATTERN.match(name) else None
+            return await _off_loop(_check_password, None if stored is None else _s(stored), password)
+        finally:
+            self._pending -= 1
+
+    # --- console sessions ---------------------------------------------------------------
+
+    async def start_session(self, name: str) -> str:
+        """A new session token for ``name``, bound to the agent's current epoch."""
+        token = secrets.token_urlsafe(32)
+        epoch = _s(await self.redis.hget(keys.agent(name), "epoch") or b"")
+        await self.redis.set(keys.session(token), f"{name}:{epoch}", ex=SESSION_TTL)
+        return token
+
+    async def session_agent(self, token: str) -> str | None:
+        """The agent a session belongs to, or ``None`` if it expired, was ended, or the agent
+        was removed or changed their password since it was opened."""
+        value = await self.redis.get(keys.session(token))
+        if value is None:
+            return None
+        # Sessions from before epochs were kept hold only the name: epoch "" (no epoch yet).
+        name, _, epoch = _s(value).partition(":")
+        password_hash, current = await self.redis.hmget(keys.agent(name), "password_hash", "epoch")
+        if password_hash is None or not secrets.compare_digest(_s(current or b""), epoch):
+            return None
+        return name
+
+    async def end_session(self, token: str) -> None:
+        await self.redis.delete(keys.session(token))
 
     async def get(self, name: str) -> Agent | None:
         data = await self.redis.hgetall(keys.agent(name))
@@ -98,9 +172,12 @@ class Agents:
     async def set_status(self, name: str, status: str) -> Agent:
         if status not in STATUSES:
             raise AgentError(f"status must be one of {', '.join(STATUSES)}")
+        if not await self.exists(name):  # never re-create the hash of a removed agent
+            raise AgentError(f"no agent named {name!r}")
         await self.redis.hset(keys.agent(name), mapping={"status": status, "auto_away": ""})
         agent = await self.get(name)
-        assert agent is not None
+        if agent is None:
+            raise AgentError(f"no agent named {name!r}")
         return agent
 
     async def connected(self, name: str) -> None:
@@ -124,6 +201,86 @@ class Agents:
         return len(online), sum(max(0, a.capacity - a.active) for a in online)
 
 
+@dataclass(frozen=True)
+class LoginPolicy:
+    """How hard password guessing is made; the defaults suit a team behind one office NAT."""
+
+    # Every attempt from one address (bounds the argon2 work any one address can cause).
+    per_address: Limit = field(default_factory=lambda: Limit(burst=20, per_minute=30))
+    # Attempts at one name from addresses that failed at it before and never got in with it.
+    per_name: Limit = field(default_factory=lambda: Limit(burst=10, per_minute=10))
+    free_failures: int = 3  # wrong passwords per (name, address) before any wait
+    first_delay: float = 2.0  # seconds; doubles with each further failure
+    max_delay: float = 60.0
+    forget_after: int = 15 * 60  # failures are forgotten this long after the last one
+    known_for: int = 30 * 86400  # an address the agent logged in from stays known this long
+
+
+class LoginGuard:
+    """Slows password guessing down; never locks a real agent out for long.
+
+    * Per address, every attempt takes a token (``per_address``): one machine cannot try
+      password after password across names, nor keep the argon2 threads busy.
+    * Per (name, address), after ``free_failures`` wrong passwords each further one makes
+      that pair wait ``first_delay`` doubled per failure, at most ``max_delay``. The wait is
+      the attacker's: the real agent, at another address, is not affected.
+    * Per name, attempts from addresses that already failed at that name and never got in
+      with it share one bucket (``per_name``), so many addresses together still get only a
+      trickle of guesses. An address's first attempt, and any attempt from an address the
+      agent logged in from before, skip it: a flood cannot keep the agent out.
+
+    Refusals come back as a :class:`~bot.ratelimit.Decision` with ``retry_after``.
+    """
+
+    def __init__(self, redis: Redis, policy: LoginPolicy | None = None) -> None:
+        self.redis = redis
+        self.policy = policy or LoginPolicy()
+        self.by_address = RateLimiter(redis, "login:address", self.policy.per_address)
+        self.by_name = RateLimiter(redis, "login:name", self.policy.per_name)
+
+    async def check(self, name: str, address: str) -> Decision:
+        """May this attempt go on to the password check?"""
+        decision = await self.by_address.hit(address)
+        if not decision.allowed or not NAME_PATTERN.match(name):
+            return decision
+        wait_ms = await self.redis.pttl(keys.login_lock(name, address))
+        if wait_ms > 0:
+            return Decision(False, wait_ms / 1000)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.exists(keys.login_failures(name, address))
+        pipe.sismember(keys.login_known(name), address)
+        failed_before, known = await pipe.execute()
+        if failed_before and not known:
+            return await self.by_name.hit(name)
+        return Decision(True)
+
+    async def failed(self, name: str, address: str) -> float:
+        """Count a wrong password; returns how long this pair must now wait (0: not yet)."""
+        if not NAME_PATTERN.match(name):
+            return 0.0
+        policy = self.policy
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.incr(keys.login_failures(name, address))
+        pipe.expire(keys.login_failures(name, address), policy.forget_after)
+        failures, _ = await pipe.execute()
+        if failures < policy.free_failures:
+            return 0.0
+        delay = min(policy.max_delay, policy.first_delay * 2 ** (failures - policy.free_failures))
+        await self.redis.set(keys.login_lock(name, address), "1", px=int(delay * 1000))
+        return delay
+
+    async def succeeded(self, name: str, address: str) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(keys.login_failures(name, address), keys.login_lock(name, address))
+        pipe.sadd(keys.login_known(name), address)
+        pipe.expire(keys.login_known(name), self.policy.known_for)
+        await pipe.execute()
+
+
+def _new_epoch() -> str:
+    return secrets.token_hex(8)
+
+
 def _s(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -141,7 +298,9 @@ async def _main(args: argparse.Namespace) -> int:
     from bot.settings import load_settings
 
     address = load_settings().redis
-    redis = Redis(host=address.host, port=address.port, db=address.db, password=address.password or None)
+    redis = Redis(
+        host=address.host, port=address.port, db=address.db, password=address.password or None, ssl=address.use_ssl
+    )
     try:
         await redis.ping()
     except Exception:
@@ -157,7 +316,7 @@ async def _main(args: argparse.Namespace) -> int:
             print(f"agent {args.name} saved; they can log in to the console now")
         elif args.command == "passwd":
             await agents.set_password(args.name, _read_password(args.password_stdin))
-            print(f"password of {args.name} changed")
+            print(f"password of {args.name} changed; their open consoles are signed out")
         elif args.command == "remove":
             print(f"agent {args.name} removed" if await agents.remove(args.name) else f"no agent named {args.name}")
         else:

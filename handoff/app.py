@@ -3,6 +3,19 @@
 Run with ``python -m handoff`` (``make run`` starts it). It needs Redis and Rasa's HTTP
 API token (``RASA_TOKEN``), and never talks to a customer's channel directly: everything a
 customer sees goes through Rasa.
+
+What a caller can rely on under attack and failure:
+
+* A session is valid only while its agent exists with the password it logged in with
+  (``Agents.session_agent``); open WebSockets of an ended session are closed within
+  ``SESSION_SWEEP_SECONDS``.
+* A POST, and the WebSocket, with an ``Origin`` other than the console's own get 403.
+* Logins are throttled (``LoginGuard``) and checked off the event loop.
+* While Redis is unreachable every request that needs it answers 503 with a JSON error,
+  and ``/health`` says 503 with the reason (also while the stream reader is not reading).
+* Claim, hand back and close may be retried after a crash or a lost answer: the same
+  agent's retry succeeds, and the customer hears the greeting, the hand-back or the
+  rating question once.
 """
 
 from __future__ import annotations
@@ -12,23 +25,28 @@ import contextlib
 import json
 import logging
 import os
-import secrets
+import re
 import socket
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 import yaml
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.messages import csat_buttons, say
 from bot.settings import Settings
 from bot.transcript import transcript, turn_from_event
 from handoff import keys
-from handoff.agents import AgentError, Agents
+from handoff.agents import SESSION_TTL, AgentError, Agents, LoginBusy, LoginGuard
 from handoff.events import EventConsumer
 from handoff.hub import Hub
 from handoff.queue import ASSIGNED, BOT, CLOSED, WAITING, Chat, Queue, estimate_wait_minutes
@@ -38,9 +56,17 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "console" / "static"
 COOKIE = "handoff_session"
-SESSION_TTL = 12 * 3600
 MAX_REPLY = 4000
+MAX_SOCKET_MESSAGE = 4096  # the console only sends pings
+SESSION_SWEEP_SECONDS = 2.0  # how soon an open console notices its session has ended
+STEP_MARKER_SECONDS = 60  # a retry marker outlives one Rasa call (its timeout is 30 s)
+REDIS_TIMEOUT = 5.0  # seconds for one Redis command (XREADGROUP blocks 1 s of it)
+WS_SESSION_ENDED = 4401  # close code: the console goes to the login page
 PUBLIC_PATHS = ("/login", "/health", "/static/login.html", "/static/console.css", "/static/console.js")
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
+# Control characters other than tab and newline, and lone surrogates (the tracker store
+# cannot save those): not sent to a customer.
+_UNSENDABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
 
 
 @dataclass
@@ -51,22 +77,71 @@ class Services:
     agents: Agents
     hub: Hub
     rasa: RasaApi
+    logins: LoginGuard
     consumer: EventConsumer | None = None
+    consumer_task: asyncio.Task | None = None
+    # Every open console socket and the session token it was opened with.
+    sockets: dict[web.WebSocketResponse, str] = field(default_factory=dict)
 
 
 SERVICES = web.AppKey("services", Services)
+PUBLIC_ORIGIN = web.AppKey("public_origin", str)  # "" when the request's Host decides
 AGENT = "agent"  # request key: the logged-in agent's name
 
 
-# --- sessions -------------------------------------------------------------------------
+# --- sessions and origin -----------------------------------------------------------------
 
 
 async def _agent_of(request: web.Request) -> str | None:
     token = request.cookies.get(COOKIE)
     if not token:
         return None
-    name = await request.app[SERVICES].redis.get(keys.session(token))
-    return name.decode() if isinstance(name, bytes) else name
+    return await request.app[SERVICES].agents.session_agent(token)
+
+
+def console_origin(public_url: str) -> str:
+    """``scheme://host[:port]`` of a public URL, lower case; ``""`` for none."""
+    if not public_url:
+        return ""
+    parts = urlsplit(public_url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"HANDOFF_PUBLIC_URL must look like https://console.example.com, got {public_url!r}")
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def origin_allowed(request: web.Request) -> bool:
+    """A request without ``Origin`` is not from a browser page; one with it must come from
+    the console's own origin: ``HANDOFF_PUBLIC_URL`` when set, else the request's Host (so
+    another port on the same host, a "same-site" page, is refused)."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    public = request.app[PUBLIC_ORIGIN]
+    if public:
+        return origin.strip().lower() == public
+    parts = urlsplit(origin.strip())
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and parts.netloc.lower() == request.host.lower()
+
+
+@web.middleware
+async def origin_middleware(request: web.Request, handler):
+    if (request.method == "POST" or request.path == "/ws") and not origin_allowed(request):
+        return web.json_response({"error": "cross-origin request refused"}, status=403)
+    return await handler(request)
+
+
+@web.middleware
+async def redis_errors(request: web.Request, handler):
+    """Redis down is "try again", not a crash: 503 with a JSON error."""
+    try:
+        return await handler(request)
+    except REDIS_DOWN as exc:
+        log.warning("%s %s: Redis unreachable: %s", request.method, request.path, exc)
+        return web.json_response(
+            {"error": "The console cannot reach its database right now; try again in a moment."},
+            status=503,
+            headers={"Retry-After": "5"},
+        )
 
 
 @web.middleware
@@ -114,27 +189,59 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 
 
 async def login(request: web.Request) -> web.Response:
+    """The login form posts here; a client asking for JSON gets status codes instead of
+    redirects (401 wrong password, 429 with Retry-After when it must wait)."""
     services = request.app[SERVICES]
     form = await request.post()
     name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
-    if not (name and password and await services.agents.verify(name, password)):
+    address = request.remote or "unknown"
+    decision = await services.logins.check(name, address)
+    if not decision.allowed:
+        return _login_refused(request, decision.retry_after)
+    try:
+        ok = bool(name and password) and await services.agents.verify(name, password)
+    except LoginBusy:
+        return _login_refused(request, 2.0)
+    if not ok:
+        await services.logins.failed(name, address)
+        if _wants_json(request):
+            return web.json_response({"error": "wrong name or password"}, status=401)
         raise web.HTTPFound("/login?error=1")
-    token = secrets.token_urlsafe(32)
-    await services.redis.set(keys.session(token), name, ex=SESSION_TTL)
-    await services.agents.set_status(name, "online")
-    response = web.HTTPFound("/")
+    try:
+        await services.agents.set_status(name, "online")
+    except AgentError:  # removed while the password was being checked
+        raise web.HTTPFound("/login?error=1") from None
+    await services.logins.succeeded(name, address)
+    token = await services.agents.start_session(name)
+    response = web.json_response({"ok": True, "name": name}) if _wants_json(request) else web.HTTPFound("/")
     response.set_cookie(
         COOKIE, token, httponly=True, samesite="Strict", secure=services.settings.cookie_secure, max_age=SESSION_TTL
     )
     await broadcast_queue(request.app)
-    raise response
+    if isinstance(response, web.HTTPException):
+        raise response
+    return response
+
+
+def _wants_json(request: web.Request) -> bool:
+    accept = request.headers.get("Accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def _login_refused(request: web.Request, retry_after: float) -> web.Response:
+    seconds = max(1, int(retry_after + 0.999))
+    headers = {"Retry-After": str(seconds)}
+    if _wants_json(request):
+        error = f"Too many sign-in attempts; try again in {seconds} s."
+        return web.json_response({"error": error}, status=429, headers=headers)
+    raise web.HTTPFound(f"/login?error=locked&retry={seconds}", headers=headers)
 
 
 async def logout(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     token = request.cookies.get(COOKIE)
     if token:
-        await services.redis.delete(keys.session(token))
+        await services.agents.end_session(token)
     with contextlib.suppress(AgentError):
         await services.agents.set_status(request[AGENT], "offline")
     response = web.HTTPFound("/login")
@@ -143,9 +250,23 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
+    """200 only while Redis answers and the event stream is being read; else 503 and why."""
     services = request.app[SERVICES]
-    await services.redis.ping()
-    return web.json_response({"status": "ok", "events_handled": services.consumer.handled if services.consumer else 0})
+    try:
+        await asyncio.wait_for(services.redis.ping(), 2)
+    except (*REDIS_DOWN, asyncio.TimeoutError, OSError) as exc:
+        return _down(f"Redis unreachable: {exc or type(exc).__name__}")
+    consumer, task = services.consumer, services.consumer_task
+    if consumer is None or task is None or task.done():
+        return _down("the event stream reader is not running")
+    problem = consumer.problem()
+    if problem:
+        return _down(problem)
+    return web.json_response({"status": "ok", "events_handled": consumer.handled})
+
+
+def _down(reason: str) -> web.Response:
+    return web.json_response({"status": "down", "reason": reason}, status=503)
 
 
 # --- API ------------------------------------------------------------------------------------
@@ -205,12 +326,16 @@ async def get_chat(request: web.Request) -> web.Response:
 
 
 async def claim(request: web.Request) -> web.Response:
+    """Take a chat and greet the customer. The agent who holds it already may retry (after
+    a crash or a lost answer): 200 with ``already``, and the greeting goes out if it has not."""
     services = request.app[SERVICES]
     conversation_id, agent = request.match_info["id"], request[AGENT]
     if await services.queue.get(conversation_id) is None:
         return web.json_response({"error": "no such chat"}, status=404)
     result = await services.queue.claim(conversation_id, agent)
-    if not result.ok:
+    if not (result.ok or result.already):
+        if result.state == "no agent":
+            return web.json_response({"error": "agent removed"}, status=401)
         if result.state == "full":
             message = "You are at your chat limit; close or hand back a chat first."
         elif result.state == ASSIGNED:
@@ -218,12 +343,66 @@ async def claim(request: web.Request) -> web.Response:
         else:
             message = f"This chat is no longer waiting ({result.state})."
         return web.json_response({"error": message}, status=409)
-    chat = await services.queue.get(conversation_id)
-    with contextlib.suppress(RasaError):
-        greeting = say("agent_joined", chat.card.language if chat else None, agent=agent)
-        await services.rasa.say(conversation_id, greeting, agent=agent)
+    greeted = await greet_once(request.app, conversation_id, agent)
     await _chat_changed(request.app, conversation_id, ASSIGNED, agent)
-    return web.json_response({"ok": True})
+    return web.json_response({"ok": True, "already": result.already, "greeted": greeted})
+
+
+async def greet_once(app: web.Application, conversation_id: str, agent: str) -> bool:
+    """Send the "this is {agent}" greeting unless it went out for this assignment already.
+
+    ``greeted`` is recorded on the chat only after Rasa took the message; ``greeting_sent``
+    just before sending, so a retry after a crash in between looks in the transcript for
+    the greeting (it carries the assignment time) instead of sending it twice. A SET NX
+    marker keeps two concurrent retries from both sending. ``True`` once it is out.
+    """
+    services = app[SERVICES]
+    chat_key = keys.chat(conversation_id)
+    if (await services.redis.hget(chat_key, "greeted")) is not None:
+        return True
+    marker = keys.chat_step(conversation_id, "greeting")
+    if not await services.redis.set(marker, agent, nx=True, ex=STEP_MARKER_SECONDS):
+        return False  # another request is sending it right now
+    try:
+        greeted, sent, assigned_at = await services.redis.hmget(chat_key, "greeted", "greeting_sent", "assigned_at")
+        if greeted is not None:
+            return True
+        assignment = _s(assigned_at or b"")
+        if sent is not None and _greeting_in(await services.rasa.tracker(conversation_id), assignment):
+            await services.redis.hset(chat_key, "greeted", repr(time.time()))
+            return True
+        chat = await services.queue.get(conversation_id)
+        text = say("agent_joined", chat.card.language if chat else None, agent=agent)
+        event = {
+            "event": "bot",
+            "text": text,
+            "timestamp": time.time(),
+            "metadata": {"agent": agent, "greeting": assignment},
+        }
+        await services.redis.hset(chat_key, "greeting_sent", repr(time.time()))
+        await services.rasa.append(conversation_id, [event])
+        await services.redis.hset(chat_key, "greeted", repr(time.time()))
+        return True
+    except RasaError as exc:
+        log.warning("greeting for %s not sent (a retry of the claim sends it): %s", conversation_id, exc)
+        return False
+    finally:
+        await services.redis.delete(marker)
+
+
+def _greeting_in(tracker: dict, assignment: str) -> bool:
+    return any(
+        event.get("event") == "bot" and (event.get("metadata") or {}).get("greeting") == assignment
+        for event in tracker.get("events") or []
+    )
+
+
+def _bot_resumed(tracker: dict) -> bool:
+    """Is the latest pause/resume in the tracker a resume (the bot is talking again)?"""
+    for event in reversed(tracker.get("events") or []):
+        if event.get("event") in ("pause", "resume"):
+            return event["event"] == "resume"
+    return False
 
 
 async def _owned(request: web.Request) -> Chat | web.Response:
@@ -239,7 +418,7 @@ async def reply(request: web.Request) -> web.Response:
     chat = await _owned(request)
     if isinstance(chat, web.Response):
         return chat
-    text = str((await _json(request)).get("text") or "").strip()
+    text = _UNSENDABLE.sub("", str((await _json(request)).get("text") or "")).strip()
     if not text or len(text) > MAX_REPLY:
         return web.json_response({"error": f"a reply needs 1 to {MAX_REPLY} characters"}, status=400)
     try:
@@ -258,23 +437,41 @@ async def close(request: web.Request) -> web.Response:
 
 
 async def _end(request: web.Request, state: str) -> web.Response:
-    """Give the conversation back to the bot: it greets again, or asks for a rating."""
+    """Give the conversation back to the bot: it greets again, or asks for a rating.
+
+    Safe to retry. Rasa first, then the release in Redis: a retry after the release
+    answers 200 with ``already``; a retry after Rasa took the events but before the
+    release (``ending`` is on the chat) finds the bot resumed in the transcript and only
+    releases, so the customer hears it once. A SET NX marker keeps two clicks apart.
+    """
+    services = request.app[SERVICES]
+    conversation_id, agent = request.match_info["id"], request[AGENT]
+    chat = await services.queue.get(conversation_id)
+    if chat is not None and chat.state == state and chat.agent == agent:
+        return web.json_response({"ok": True, "already": True})
     chat = await _owned(request)
     if isinstance(chat, web.Response):
         return chat
-    services = request.app[SERVICES]
+    marker = keys.chat_step(conversation_id, "end")
+    if not await services.redis.set(marker, agent, nx=True, ex=STEP_MARKER_SECONDS):
+        return web.json_response({"error": "this chat is being handed back or closed already"}, status=409)
     language = chat.card.language
     if state == CLOSED:
         text, buttons = say("csat_question", language), csat_buttons()
     else:
         text, buttons = say("back_to_bot", language), None
     try:
-        await services.rasa.resume_with(chat.conversation_id, text, buttons)
+        ending = _s(await services.redis.hget(keys.chat(conversation_id), "ending") or b"")
+        if ending != state or not _bot_resumed(await services.rasa.tracker(conversation_id)):
+            await services.redis.hset(keys.chat(conversation_id), "ending", state)
+            await services.rasa.resume_with(conversation_id, text, buttons)
+        await services.queue.release(conversation_id, state)
     except RasaError as exc:
         return web.json_response({"error": f"Rasa did not take it back: {exc}"}, status=502)
-    await services.queue.release(chat.conversation_id, state)
-    await _chat_changed(request.app, chat.conversation_id, state, chat.agent)
-    return web.json_response({"ok": True})
+    finally:
+        await services.redis.delete(marker)
+    await _chat_changed(request.app, conversation_id, state, chat.agent)
+    return web.json_response({"ok": True, "already": False})
 
 
 async def canned(request: web.Request) -> web.Response:
@@ -289,24 +486,47 @@ async def canned(request: web.Request) -> web.Response:
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
-    socket_ = web.WebSocketResponse(heartbeat=30)
+    socket_ = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_SOCKET_MESSAGE)
     await socket_.prepare(request)
     services, agent = request.app[SERVICES], request[AGENT]
     services.hub.add(agent, socket_)
-    await services.agents.connected(agent)
+    services.sockets[socket_] = request.cookies.get(COOKIE, "")
     try:
+        await services.agents.connected(agent)
         await socket_.send_json(await queue_snapshot(request.app, agent))
         async for _ in socket_:
             pass  # the console only pings; everything flows server -> console
+    except REDIS_DOWN as exc:
+        log.warning("console socket of %s closed: Redis unreachable: %s", agent, exc)
+        await socket_.close(code=aiohttp.WSCloseCode.TRY_AGAIN_LATER, message=b"database unreachable")
     finally:
+        services.sockets.pop(socket_, None)
         services.hub.remove(agent, socket_)
         if agent not in services.hub.agents:
             # Nobody is looking at this agent's console: don't promise customers a wait
             # that this agent would be counted in.
-            await services.agents.disconnected(agent)
+            with contextlib.suppress(*REDIS_DOWN):
+                await services.agents.disconnected(agent)
             with contextlib.suppress(Exception):
                 await broadcast_queue(request.app)
     return socket_
+
+
+async def end_revoked_sockets(app: web.Application) -> None:
+    """Close every open console whose session ended (password changed, agent removed,
+    logged out or expired), every ``SESSION_SWEEP_SECONDS``; the CLI that changes an
+    account runs in another process, so the service looks rather than waits to be told."""
+    services = app[SERVICES]
+    while True:
+        await asyncio.sleep(SESSION_SWEEP_SECONDS)
+        for socket_, token in list(services.sockets.items()):
+            try:
+                valid = await services.agents.session_agent(token) if token else None
+            except REDIS_DOWN:
+                break  # Redis is down: not a reason to throw agents out; look again later
+            if valid is None and not socket_.closed:
+                with contextlib.suppress(Exception):
+                    await socket_.close(code=WS_SESSION_ENDED, message=b"session ended")
 
 
 # --- live updates ---------------------------------------------------------------------------
@@ -346,7 +566,13 @@ async def on_stream_event(app: web.Application, fields: dict[str, str]) -> None:
     """One tracker event from Rasa: push it to whoever must see it."""
     services = app[SERVICES]
     conversation_id = fields.get("sender_id", "")
-    event = json.loads(fields.get("data") or "{}")
+    try:
+        event = json.loads(fields.get("data") or "{}")
+    except (json.JSONDecodeError, TypeError):
+        log.error("stream entry for %r carries no JSON event; skipped", conversation_id)
+        return  # retrying cannot fix it: acknowledge it rather than keep it pending
+    if not isinstance(event, dict):
+        return
     chat = await services.queue.get(conversation_id)
     if chat is None:
         return
@@ -396,14 +622,37 @@ def consumer_name(settings: Settings) -> str:
     return os.environ.get("HANDOFF_CONSUMER") or f"{socket.gethostname()}-{settings.handoff_port}"
 
 
-def create_app(settings: Settings) -> web.Application:
+def redis_client(settings: Settings) -> Redis:
+    """The service's one Redis pool. Commands time out instead of hanging, and a command
+    on a connection Redis dropped (it restarted) is retried on a fresh one."""
+    address = settings.redis
+    return Redis(
+        host=address.host,
+        port=address.port,
+        db=address.db,
+        password=address.password or None,
+        ssl=address.use_ssl,
+        socket_connect_timeout=2,
+        socket_timeout=REDIS_TIMEOUT,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+        retry_on_error=[RedisConnectionError],
+    )
+
+
+def create_app(settings: Settings, public_url: str | None = None) -> web.Application:
+    """``public_url``: where agents open the console (``HANDOFF_PUBLIC_URL``); requests
+    from any other origin are refused. Unset, the request's own Host is the origin."""
     if not settings.rasa_token:
         raise ValueError("RASA_TOKEN is required: the handoff service reaches customers through Rasa's HTTP API")
-    app = web.Application(middlewares=[security_headers, auth_middleware], client_max_size=64 * 1024)
+    if public_url is None:
+        public_url = os.environ.get("HANDOFF_PUBLIC_URL", "")
+    app = web.Application(
+        middlewares=[security_headers, redis_errors, origin_middleware, auth_middleware], client_max_size=64 * 1024
+    )
+    app[PUBLIC_ORIGIN] = console_origin(public_url)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        address = settings.redis
-        redis = Redis(host=address.host, port=address.port, db=address.db, password=address.password or None)
+        redis = redis_client(settings)
         session = aiohttp.ClientSession()
         services = Services(
             settings=settings,
@@ -412,6 +661,7 @@ def create_app(settings: Settings) -> web.Application:
             agents=Agents(redis),
             hub=Hub(),
             rasa=RasaApi(session, rasa_api_url(settings), settings.rasa_token or ""),
+            logins=LoginGuard(redis),
         )
         app[SERVICES] = services
 
@@ -419,14 +669,17 @@ def create_app(settings: Settings) -> web.Application:
             await on_stream_event(app, fields)
 
         services.consumer = EventConsumer(redis, consumer_name(settings), handle)
-        task = asyncio.create_task(services.consumer.run())
+        services.consumer_task = asyncio.create_task(services.consumer.run())
+        sweeper = asyncio.create_task(end_revoked_sockets(app))
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in (services.consumer_task, sweeper):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await services.hub.close_all()
         await session.close()
-        await redis.close()
+        with contextlib.suppress(*REDIS_DOWN):
+            await redis.close()
 
     app.cleanup_ctx.append(lifecycle)
     app.router.add_get("/", index)

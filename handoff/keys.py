@@ -4,11 +4,21 @@
                                created_at, assigned_at, closed_at, priority, position_told
 ``handoff:queue``              sorted set of waiting conversation ids, scored by created_at
 ``handoff:agents``             set of agent names
-``handoff:agent:{name}``       hash: password_hash, capacity, status (online|away|offline)
+``handoff:step:{s}:{id}``      string with a short TTL: step ``s`` (greeting, end) of that
+                               chat is under way; keeps two concurrent retries apart (SET NX)
+``handoff:agent:{name}``       hash: password_hash, capacity, status (online|away|offline),
+                               auto_away, epoch (changes with the password: ends sessions)
 ``handoff:agent:{name}:chats`` set of conversation ids assigned to the agent
-``handoff:session:{token}``    string: agent name, with a TTL (console login)
+``handoff:session:{token}``    string: ``{name}:{epoch}``, with a TTL (console login); valid
+                               while the agent exists and its epoch is unchanged
+``handoff:login:fail:{name}:{address}``  failed logins of that name from that address (TTL)
+``handoff:login:lock:{name}:{address}``  present (with a TTL) while that pair must wait
+``handoff:login:known:{name}`` set of addresses the agent logged in from (TTL 30 days)
+``ratelimit:login:*``          login rate-limit buckets (bot/ratelimit.py)
 ``handoff:csat``               stream of CSAT answers: conversation_id, score, agent, ts
 ``handoff:unread:{name}``      hash: conversation id -> unread customer messages
+``handoff:retention:lease``    string with a TTL: the replica running the retention purge
+                               (handoff/privacy.py retention_loop)
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ AGENTS = "handoff:agents"
 CSAT = "handoff:csat"
 EVENT_STREAM = DEFAULT_STREAM
 EVENT_GROUP = "handoff"
+RETENTION_LEASE = "handoff:retention:lease"
 
 
 def chat(conversation_id: str) -> str:
@@ -40,3 +51,19 @@ def session(token: str) -> str:
 
 def unread(name: str) -> str:
     return f"handoff:unread:{name}"
+
+
+def chat_step(conversation_id: str, step: str) -> str:
+    return f"handoff:step:{step}:{conversation_id}"
+
+
+def login_failures(name: str, address: str) -> str:
+    return f"handoff:login:fail:{name}:{address}"
+
+
+def login_lock(name: str, address: str) -> str:
+    return f"handoff:login:lock:{name}:{address}"
+
+
+def login_known(name: str) -> str:
+    return f"handoff:login:known:{name}"

@@ -37,7 +37,11 @@ redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 return 'queued'
 """
 
+# Returns {ok, state, agent}. A removed agent (no longer in KEYS[5]) takes nothing.
 _CLAIM = """
+if redis.call('SISMEMBER', KEYS[5], ARGV[2]) == 0 then
+  return {0, 'no agent', ''}
+end
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'waiting' then
   return {0, state or 'missing', redis.call('HGET', KEYS[1], 'agent') or ''}
@@ -129,9 +133,10 @@ class Chat:
 
 @dataclass(frozen=True)
 class ClaimResult:
-    ok: bool
-    state: str
+    ok: bool  # taken now
+    state: str  # "assigned" when ok; else why not: "full", "no agent", or the chat's state
     agent: str | None
+    already: bool = False  # not taken now because this agent holds it already (a retry)
 
 
 def estimate_wait_minutes(position: int, agents_online: int, free_slots: int, avg_handle_minutes: float) -> int | None:
@@ -187,11 +192,16 @@ class Queue:
         return None
 
     async def claim(self, conversation_id: str, agent: str) -> ClaimResult:
+        """Take a waiting chat, atomically. If ``agent`` holds it already, ``ok`` is false and
+        ``already`` true: a retry (after a crash or a lost answer) that the caller may treat
+        as success."""
         ok, state, owner = await self._claim(
-            keys=[keys.chat(conversation_id), keys.QUEUE, keys.agent_chats(agent), keys.agent(agent)],
+            keys=[keys.chat(conversation_id), keys.QUEUE, keys.agent_chats(agent), keys.agent(agent), keys.AGENTS],
             args=[conversation_id, agent, repr(time.time())],
         )
-        return ClaimResult(bool(int(ok)), _text(state), _text(owner) or None)
+        state, owner = _text(state), _text(owner) or None
+        taken = bool(int(ok))
+        return ClaimResult(taken, state, owner, already=not taken and state == ASSIGNED and owner == agent)
 
     async def release(self, conversation_id: str, state: str) -> bool:
         """End the human part of a chat: back to the bot, or closed."""

@@ -25,7 +25,7 @@ class RasaApi:
         self.token = token
 
     def _url(self, conversation_id: str, path: str) -> str:
-        return f"{self.base_url}/conversations/{quote(conversation_id, safe='')}/{path}"
+        return f"{self.base_url}/conversations/{quote(conversation_id, safe=':')}/{path}"
 
     async def _call(self, method: str, url: str, params: dict | None = None, json: Any = None) -> Any:
         params = {"token": self.token, **(params or {})}

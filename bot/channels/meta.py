@@ -14,7 +14,8 @@ Both products deliver webhooks the same way, so the guarantees live here once:
   in-flight marker (``SET NX`` with a short expiry) while a message is handled and a 24 h
   "done" marker afterwards. A message is marked done only after Rasa handled it: if the
   process dies half-way, the marker expires and Meta's redelivery is handled; a redelivery
-  that arrives while the first is still running is asked to come back later (503).
+  that arrives while the first is still running, or from a sender over the rate limit, is
+  asked to come back later (429); a message that failed is answered 503.
 * **Sending never crashes a turn.** :class:`GraphApi` raises :class:`GraphApiError` with
   Meta's own error message; the output channels log it and carry on.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -39,10 +41,19 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.channels.guard import (
+    ChannelGuard,
+    check_text,
+    clean_text,
+    conversation_id,
+    guard_settings_from,
+    local_id,
+    strict_store_listener,
+)
+
 log = logging.getLogger(__name__)
 
 MAX_BODY = 256 * 1024
-MAX_TEXT = 4096  # longest customer message passed to Rasa; longer ones are cut
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 SIGNATURE_PREFIX = "sha256="
 INVALID_SIGNATURE = "invalid or missing X-Hub-Signature-256"
@@ -121,6 +132,8 @@ def parse_json(body: bytes) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, ValueError):
         raise WebhookError(400, "request body is not valid JSON") from None
+    except RecursionError:  # signed or not, nesting this deep is no message we could use
+        raise WebhookError(400, "request body is nested too deeply") from None
 
 
 async def receive_webhook(request: Request, app_secret: str, channel: str) -> Any:
@@ -234,8 +247,13 @@ def redis_for_channels() -> Redis:
 
 
 class RetryLater(Exception):
-    """Some message of the webhook is still being handled, or handling failed: Meta should
-    deliver the webhook again (messages already done are skipped then)."""
+    """Some message of the webhook is still being handled, its sender is over the rate
+    limit, or (``failed``) handling failed: Meta should deliver the webhook again (messages
+    already done are skipped then)."""
+
+    def __init__(self, failed: bool = False) -> None:
+        super().__init__("failed" if failed else "later")
+        self.failed = failed
 
 
 _running: set[asyncio.Task] = set()
@@ -248,15 +266,23 @@ async def deliver(
     dedupe: Deduplicator,
     output: OutputChannel,
     on_new_message: Callable[[UserMessage], Awaitable[Any]],
+    guard: ChannelGuard | None = None,
 ) -> None:
     """Hand each new message to Rasa (or answer it politely), once.
 
     Each message runs in a shielded task: when Meta drops the connection the turn still
     completes and is marked done, instead of being cut off half-way.
     """
-    retry = False
+    retry = failed = False
     for message in messages:
-        task = asyncio.ensure_future(_deliver_one(message, channel, dedupe, output, on_new_message))
+        # Ids are Meta's, but a forged-yet-signed or garbled one must not poison the webhook:
+        # a lone surrogate cannot even be written to Redis, so Meta would redeliver forever.
+        message = dataclasses.replace(
+            message, message_id=clean_text(message.message_id)[:256], sender_id=clean_text(message.sender_id)[:256]
+        )
+        if not message.message_id or not message.sender_id:
+            continue
+        task = asyncio.ensure_future(_deliver_one(message, channel, dedupe, output, on_new_message, guard))
         _running.add(task)
         task.add_done_callback(_running.discard)
         try:
@@ -267,7 +293,9 @@ async def deliver(
             log.exception(
                 "%s message %s from %s failed; Meta will redeliver it", channel, message.message_id, message.sender_id
             )
-            retry = True
+            failed = True
+    if failed:
+        raise RetryLater(failed=True)
     if retry:
         raise RetryLater
 
@@ -278,12 +306,15 @@ async def _deliver_one(
     dedupe: Deduplicator,
     output: OutputChannel,
     on_new_message: Callable[[UserMessage], Awaitable[Any]],
+    guard: ChannelGuard | None = None,
 ) -> bool:
-    """False when another delivery of the same message is still in flight."""
+    """False when another delivery of the same message is still in flight, or the sender
+    is over their rate limit (Meta delivers it again later: nothing is lost)."""
     state = await dedupe.claim(message.message_id)
     if state is not None:
         log.info("%s message %s already %s; not handled again", channel, message.message_id, state)
         return state == Deduplicator.DONE
+    conversation = conversation_id(channel, message.sender_id)
     try:
         if message.text is None:
             log.info(
@@ -291,15 +322,23 @@ async def _deliver_one(
             )
             await output.send_text_message(message.sender_id, ONLY_TEXT)
         else:
-            user_message = UserMessage(
-                message.text[:MAX_TEXT],
-                output,
-                message.sender_id,
-                input_channel=channel,
-                message_id=message.message_id,
-                metadata=message.metadata(),
-            )
-            await on_new_message(user_message)
+            verdict = await guard.admit(conversation, None, message.text) if guard else check_text(message.text)
+            if verdict.reason == "rate_limited":
+                log.warning("%s sender %s over the rate limit; Meta will redeliver", channel, message.sender_id)
+                await dedupe.release(message.message_id)
+                return False
+            if verdict.reason == "too_long":
+                await output.send_text_message(message.sender_id, verdict.reply)
+            elif verdict.ok:
+                user_message = UserMessage(
+                    verdict.text,
+                    output,
+                    conversation,
+                    input_channel=channel,
+                    message_id=message.message_id,
+                    metadata=message.metadata(),
+                )
+                await on_new_message(user_message)
     except BaseException:
         await dedupe.release(message.message_id)
         raise
@@ -316,16 +355,24 @@ async def handle_webhook(
     dedupe: Deduplicator,
     output: OutputChannel,
     on_new_message: Callable[[UserMessage], Awaitable[Any]],
+    guard: ChannelGuard | None = None,
 ) -> HTTPResponse:
     """The whole POST: checks, parsing, delivery; 200 once every message is handled."""
     try:
         payload = await receive_webhook(request, app_secret, channel)
         messages = parse(payload)
-        await deliver(messages, channel=channel, dedupe=dedupe, output=output, on_new_message=on_new_message)
+        await deliver(
+            messages, channel=channel, dedupe=dedupe, output=output, on_new_message=on_new_message, guard=guard
+        )
     except WebhookError as exc:
         return exc.response()
-    except RetryLater:
-        return response.json({"error": "not handled yet; deliver again later"}, status=503)
+    except RetryLater as later:
+        if later.failed:  # our fault: an honest 5xx, and Meta delivers again
+            return response.json({"error": "not handled; deliver again later"}, status=503)
+        # Busy with an earlier delivery, or the sender is over the rate limit: not a failure.
+        return response.json(
+            {"error": "not handled yet; deliver again later"}, status=429, headers={"Retry-After": "5"}
+        )
     except RedisError:
         log.exception("%s webhook: Redis unavailable; Meta will redeliver", channel)
         return response.json({"error": "temporarily unavailable; deliver again later"}, status=503)
@@ -497,9 +544,14 @@ def webhook_blueprint(
     URLs under ``/webhooks/{channel}/``: ``GET /`` (health), ``GET /webhook`` (Meta's
     verification) and ``POST /webhook`` (streamed, so oversized bodies are refused early).
     """
+    from bot.settings import load_settings
+
     blueprint = Blueprint(f"{channel}_webhook", __name__)
-    dedupe = Deduplicator(redis_for_channels(), channel)
+    redis = redis_for_channels()
+    dedupe = Deduplicator(redis, channel)
+    guard = ChannelGuard(redis, channel, guard_settings_from(load_settings()))
     close_session_on_stop(blueprint, graph)
+    strict_store_listener(blueprint)
 
     async def health(request: Request) -> HTTPResponse:
         return response.json({"status": "ok"})
@@ -516,6 +568,7 @@ def webhook_blueprint(
             dedupe=dedupe,
             output=output(),
             on_new_message=on_new_message,
+            guard=guard,
         )
 
     blueprint.add_route(health, "/", methods=["GET"])
@@ -543,6 +596,7 @@ class MetaOutput(OutputChannel):
         raise NotImplementedError
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        recipient_id = local_id(self.name(), recipient_id)
         text = with_agent_name(as_text(message.get("text")), message.get("agent"))
         buttons = as_list(message.get("buttons")) or as_list(message.get("quick_replies"))
         bodies = self.build(recipient_id, text, buttons) if text or buttons else []
@@ -557,7 +611,7 @@ class MetaOutput(OutputChannel):
         await self._send(bodies)
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
-        await self._send(self.build(recipient_id, text))
+        await self._send(self.build(local_id(self.name(), recipient_id), text))
 
     async def send_text_with_buttons(self, recipient_id: str, text: str, buttons: list[dict], **kwargs: Any) -> None:
-        await self._send(self.build(recipient_id, text, buttons))
+        await self._send(self.build(local_id(self.name(), recipient_id), text, buttons))

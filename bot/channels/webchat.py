@@ -1,14 +1,22 @@
-"""The website widget's channel: Rasa's socket.io channel, fixed and extended.
+"""The website widget's channel: Rasa's socket.io channel, fixed, extended and made private.
 
+* **Private sessions.** The server, never the client, creates a session: a random id
+  (``webchat:<32 hex>``) and a token, an HMAC of the id with ``WEBCHAT_SECRET``. The widget
+  keeps both and presents them to resume; a socket joins a conversation's room (and gets its
+  history) only with a valid token, and every message goes to the conversation its socket
+  was confirmed for, whatever ``session_id`` the client claims. Before this, any visitor
+  could name a WhatsApp number or another visitor's id and read and write that transcript.
 * Rasa 3.6 calls python-socketio's ``enter_room`` without ``await``; since
   python-socketio 5.9 that is a coroutine, so the socket never joined its session's room
   and nothing sent to the room (every bot reply, and every agent reply sent later through
   the HTTP API) reached the browser. Our ``session_request`` handler awaits it.
 * After confirming a session it sends the conversation so far (``history``), so a page
   reload or a second tab shows everything.
-* A customer message is acknowledged only once Rasa has handled and stored it, and a
-  repeated ``client_id`` is ignored: the widget keeps unacknowledged messages and resends
-  them after a network drop, so nothing typed offline is lost or answered twice.
+* A customer message passes :class:`~bot.channels.guard.ChannelGuard` (clean text, length
+  cap, rate limits) and is acknowledged only once Rasa has handled and stored it; a
+  repeated ``client_id`` is answered as a duplicate only once the first copy is stored
+  (:class:`~bot.channels.guard.MessageLedger`). ``{"ok": false, "retry_after": s}`` tells
+  the widget to keep the message and send it again later.
 * Replies go out as one event carrying text, buttons and, when a person wrote it, the
   agent's name, so the widget can show who is talking.
 * The blueprint also serves the widget's files and a demo page under ``/webhooks/webchat/``.
@@ -18,8 +26,12 @@ Configured in ``credentials.yml`` as ``bot.channels.webchat.WebchatInput``.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import inspect
 import logging
+import re
+import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -27,17 +39,34 @@ from typing import Any
 
 from rasa.core.channels.channel import OutputChannel, UserMessage
 from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
-from redis.asyncio import Redis
-from sanic import Blueprint, Sanic, response
+from redis.exceptions import RedisError
+from sanic import Blueprint, response
 from sanic.request import Request
 
+from bot.channels.guard import (
+    TRY_AGAIN,
+    ChannelGuard,
+    InOrder,
+    MessageLedger,
+    clean_text,
+    current_agent,
+    guard_settings_from,
+    stored_message_ids,
+    strict_store_listener,
+)
+from bot.channels.meta import redis_for_channels
+from bot.ratelimit import Limit, RateLimiter
 from bot.settings import ROOT, load_settings
 from bot.transcript import transcript
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE = 4000
-SEEN_TTL = 24 * 3600
+CHANNEL = "webchat"
+SESSION_ID = re.compile(r"^webchat:[0-9a-f]{32}$")
+MAX_FRAME = 64 * 1024  # the largest socket.io packet accepted; a message is capped far below
+# New sessions and resumes per client address: a page load is one; a script minting
+# thousands of sessions is not a customer.
+SESSION_LIMIT = Limit(burst=30, per_minute=120)
 MESSAGE_KEYS = ("text", "buttons", "quick_replies", "image", "attachment", "custom", "agent", "timestamp")
 WIDGET = ROOT / "widget"
 ASSETS: dict[str, tuple[Path, str]] = {
@@ -51,14 +80,35 @@ ASSETS: dict[str, tuple[Path, str]] = {
 }
 
 
-def seen_key(session_id: str, client_id: str) -> str:
-    return f"channel:seen:webchat:{session_id}:{client_id}"
+class SessionSigner:
+    """Creates session ids and the tokens that prove a client was given them."""
+
+    def __init__(self, secret: str) -> None:
+        self.key = secret.encode()
+
+    def token(self, session_id: str) -> str:
+        return hmac.new(self.key, f"webchat-session:{session_id}".encode(), hashlib.sha256).hexdigest()
+
+    def valid(self, session_id: Any, token: Any) -> bool:
+        if not isinstance(session_id, str) or not isinstance(token, str) or not SESSION_ID.match(session_id):
+            return False
+        return hmac.compare_digest(self.token(session_id).encode(), token.encode("utf-8", "replace"))
+
+    def new(self) -> tuple[str, str]:
+        session_id = f"{CHANNEL}:{uuid.uuid4().hex}"
+        return session_id, self.token(session_id)
+
+
+def _client_address(environ: dict[str, Any] | None) -> str:
+    """The peer's address (engine.io's Sanic driver puts a fixed 127.0.0.1 in REMOTE_ADDR)."""
+    request = (environ or {}).get("sanic.request")
+    return str(getattr(request, "ip", "") or "")
 
 
 class WebchatOutput(SocketIOOutput):
     @classmethod
     def name(cls) -> str:
-        return "webchat"
+        return CHANNEL
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
         payload = {key: message[key] for key in MESSAGE_KEYS if message.get(key) is not None}
@@ -70,7 +120,7 @@ class WebchatOutput(SocketIOOutput):
 class WebchatInput(SocketIOInput):
     @classmethod
     def name(cls) -> str:
-        return "webchat"
+        return CHANNEL
 
     def get_output_channel(self) -> OutputChannel | None:
         if self.sio is None:
@@ -80,8 +130,7 @@ class WebchatInput(SocketIOInput):
     async def history(self, session_id: str) -> list[dict[str, Any]]:
         """The conversation's current session as transcript turns, for a reloaded page."""
         try:
-            agent = Sanic.get_app().ctx.agent
-            tracker = await agent.tracker_store.retrieve(session_id)
+            tracker = await current_agent().tracker_store.retrieve(session_id)
         except Exception:  # a widget without history still works
             log.exception("no history for %s", session_id)
             return []
@@ -91,44 +140,101 @@ class WebchatInput(SocketIOInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         blueprint = super().blueprint(on_new_message)
+        strict_store_listener(blueprint)
         sio = self.sio
         assert sio is not None
-        address = load_settings().redis
-        redis = Redis(host=address.host, port=address.port, db=address.db, password=address.password or None)
+        sio.eio.max_http_buffer_size = MAX_FRAME
+        settings = load_settings()
+        secret = settings.webchat_secret
+        if not secret:
+            log.warning("WEBCHAT_SECRET is not set: widget sessions will not survive a restart of Rasa")
+            secret = secrets.token_urlsafe(32)
+        signer = SessionSigner(secret)
+        redis = redis_for_channels()
+        guard = ChannelGuard(redis, CHANNEL, guard_settings_from(settings))
+        ledger = MessageLedger(redis, CHANNEL)
+        session_limit = RateLimiter(redis, "webchat:session", SESSION_LIMIT)
+        in_order = InOrder()
 
         async def session_request(sid: str, data: dict | None) -> None:
             data = data if isinstance(data, dict) else {}
-            session_id = data.get("session_id")
-            if not isinstance(session_id, str) or not 8 <= len(session_id) <= 64:
-                session_id = uuid.uuid4().hex
+            address = _client_address(sio.get_environ(sid, namespace=self.namespace))
+            try:
+                if not (await session_limit.hit(address)).allowed:
+                    await sio.emit("session_refused", {"error": "too many sessions", "retry_after": 60}, room=sid)
+                    return
+            except RedisError:
+                await sio.emit("session_refused", {"error": TRY_AGAIN["en"], "retry_after": 5}, room=sid)
+                return
+            session_id, token = data.get("session_id"), data.get("token")
+            resumed = signer.valid(session_id, token)
+            if not resumed:
+                session_id, token = signer.new()
+            await sio.save_session(sid, {"conversation": session_id, "address": address}, namespace=self.namespace)
             if self.session_persistence:
                 joined = sio.enter_room(sid, session_id, namespace=self.namespace)
                 if inspect.isawaitable(joined):  # a coroutine since python-socketio 5.9
                     await joined
-            await sio.emit("session_confirm", session_id, room=sid, namespace=self.namespace)
-            await sio.emit("history", {"messages": await self.history(session_id)}, room=sid, namespace=self.namespace)
+            confirm = {"session_id": session_id, "token": token, "max_message": guard.settings.max_chars}
+            await sio.emit("session_confirm", confirm, room=sid, namespace=self.namespace)
+            turns = await self.history(session_id) if resumed else []
+            await sio.emit("history", {"messages": turns}, room=sid, namespace=self.namespace)
 
         async def user_message(sid: str, data: dict | None) -> dict[str, Any]:
+            if in_order.busy(sid):
+                return {"ok": False, "error": "too many messages at once", "reason": "rate_limited", "retry_after": 2}
+            async with in_order.turn(sid):
+                return await handle(sid, data)
+
+        async def handle(sid: str, data: dict | None) -> dict[str, Any]:
             data = data if isinstance(data, dict) else {}
-            sender_id = data.get("session_id") if self.session_persistence else sid
-            text = data.get("message")
-            if not sender_id or not isinstance(text, str) or not text.strip():
-                return {"ok": False, "error": "a message needs a session_id and some text"}
-            client_id = data.get("client_id")
-            if isinstance(client_id, str) and client_id:
-                first_time = await redis.set(seen_key(sender_id, client_id[:64]), 1, nx=True, ex=SEEN_TTL)
-                if not first_time:
-                    return {"ok": True, "duplicate": True}
-            metadata = data.get(self.metadata_key)
-            metadata = metadata if isinstance(metadata, dict) else {}
-            output = WebchatOutput(sio, self.bot_message_evt)
-            message = UserMessage(text[:MAX_MESSAGE], output, sender_id, input_channel=self.name(), metadata=metadata)
+            session = await sio.get_session(sid, namespace=self.namespace) or {}
+            conversation = session.get("conversation")
+            if not conversation:
+                return {"ok": False, "error": "no session: send session_request first"}
             try:
-                await on_new_message(message)
+                verdict = await guard.admit(conversation, session.get("address"), data.get("message"))
+            except RedisError:
+                return {"ok": False, "error": TRY_AGAIN["en"], "retry_after": 5}
+            if not verdict.ok:
+                answer: dict[str, Any] = {"ok": False, "error": verdict.reply, "reason": verdict.reason}
+                if verdict.reason == "rate_limited":
+                    answer["retry_after"] = max(1.0, verdict.retry_after)
+                return answer
+            client_id = data.get("client_id")
+            client_id = clean_text(client_id)[:64] or None if isinstance(client_id, str) else None
+            metadata = data.get(self.metadata_key)
+            metadata = {k: v for k, v in metadata.items() if isinstance(k, str)} if isinstance(metadata, dict) else {}
+            output = WebchatOutput(sio, self.bot_message_evt)
+            message = UserMessage(
+                verdict.text,
+                output,
+                conversation,
+                input_channel=self.name(),
+                message_id=client_id or uuid.uuid4().hex,
+                metadata=metadata,
+            )
+            try:
+                if client_id is None:
+                    await on_new_message(message)
+                    return {"ok": True}
+                state = await ledger.begin(conversation, client_id)
+                if state == MessageLedger.DONE:
+                    return {"ok": True, "duplicate": True}
+                if state == MessageLedger.IN_FLIGHT:
+                    return {"ok": False, "error": "still being handled", "retry_after": 2}
+                if state == MessageLedger.STALE and client_id in await stored_message_ids(
+                    current_agent().tracker_store, conversation
+                ):
+                    await ledger.done(conversation, client_id)
+                    return {"ok": True, "duplicate": True}
+                await ledger.holding(conversation, client_id, on_new_message(message))
+                await ledger.done(conversation, client_id)
             except Exception:
-                if isinstance(client_id, str) and client_id:
-                    await redis.delete(seen_key(sender_id, client_id[:64]))  # let the resend through
-                raise
+                log.exception("webchat: message for %s not stored; the widget will send it again", conversation)
+                if client_id is not None:
+                    await ledger.forget(conversation, client_id)
+                return {"ok": False, "error": TRY_AGAIN["en"], "retry_after": 5}
             return {"ok": True}
 
         sio.on("session_request", session_request, namespace=self.namespace)

@@ -11,13 +11,26 @@ from typing import Any
 import aiohttp
 import socketio
 
+from bot.channels.webchat import SessionSigner
+
+WEBCHAT_SECRET = "test-webchat-secret"  # the stack fixture gives Rasa this secret
+
 
 class Customer:
-    """A customer in the website widget: socket.io to Rasa's webchat channel."""
+    """A customer in the website widget: socket.io to Rasa's webchat channel.
 
-    def __init__(self, rasa_url: str, session_id: str) -> None:
+    ``session_id`` is resumed with a token signed by the test ``WEBCHAT_SECRET`` (as if the
+    server had created it earlier), so a test knows the conversation id in advance;
+    ``None`` asks the server for a new session, as a first-time visitor does.
+    """
+
+    def __init__(self, rasa_url: str, session_id: str | None = None, token: str | None = None) -> None:
         self.rasa_url = rasa_url
         self.session_id = session_id
+        if session_id is not None and token is None:
+            token = SessionSigner(WEBCHAT_SECRET).token(session_id)
+        self.token = token
+        self.confirmed: dict = {}
         self.sio = socketio.AsyncClient(reconnection=False)
         self.inbox: asyncio.Queue[dict] = asyncio.Queue()
         self.seen: list[dict] = []
@@ -32,6 +45,8 @@ class Customer:
         await self.inbox.put(data)
 
     async def _on_confirm(self, data: Any) -> None:
+        self.confirmed = data
+        self.session_id, self.token = data["session_id"], data["token"]
         self._confirmed.set()
 
     async def _on_history(self, data: dict) -> None:
@@ -40,7 +55,7 @@ class Customer:
 
     async def __aenter__(self) -> Customer:
         await self.sio.connect(self.rasa_url, socketio_path="/socket.io", transports=["websocket"])
-        await self.sio.emit("session_request", {"session_id": self.session_id})
+        await self.sio.emit("session_request", {"session_id": self.session_id, "token": self.token})
         await asyncio.wait_for(self._confirmed.wait(), 10)
         await asyncio.wait_for(self._history.wait(), 10)
         return self

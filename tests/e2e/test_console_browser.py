@@ -15,7 +15,7 @@ from playwright.async_api import async_playwright
 
 from tests.conftest import ROOT
 from tests.e2e.clients import Customer
-from tests.e2e.conftest import Stack, new_sender
+from tests.e2e.conftest import Stack, new_webchat_id
 
 PASSWORD = "console browser test"
 CHROMIUM_ARGS = [
@@ -37,7 +37,7 @@ def chromium() -> str:
 
 def test_agent_logs_in_takes_a_chat_and_replies_in_the_browser(stack: Stack, tmp_path: Path) -> None:
     stack.add_agent("erin", PASSWORD)
-    sender = new_sender()
+    sender = new_webchat_id()
     shot = ROOT / "docs" / "screenshots" / "console.png" if os.environ.get("SAVE_SCREENSHOTS") else tmp_path / "c.png"
 
     async def scenario() -> None:

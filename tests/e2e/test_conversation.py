@@ -73,7 +73,7 @@ def test_conversation_is_in_redis_and_survives_a_rasa_restart(stack: Stack) -> N
     sender = new_sender()
     stack.say(sender, "hello")
     stack.say(sender, "where is my order?")
-    stored = stack.redis_client().get(f"brightline:tracker:{sender}")
+    stored = stack.redis_client().get(f"brightline:tracker:rest:{sender}")
     assert stored is not None and "where is my order?" in stored
 
     stack.restart_rasa()

@@ -16,7 +16,7 @@ def test_customer_and_bot_turns_are_appended_to_the_event_stream(stack: Stack) -
 
     def events_for_sender() -> list[dict]:
         entries = client.xrange(STREAM, "-", "+")
-        return [json.loads(fields["data"]) for _, fields in entries if fields["sender_id"] == sender]
+        return [json.loads(fields["data"]) for _, fields in entries if fields["sender_id"] == f"rest:{sender}"]
 
     events = wait_for(lambda: [e for e in events_for_sender() if e["event"] == "bot"] and events_for_sender())
     kinds = [e["event"] for e in events]

@@ -12,7 +12,7 @@ import pytest
 
 from handoff import keys
 from tests.e2e.clients import Agent, Customer
-from tests.e2e.conftest import Stack, new_sender, wait_for
+from tests.e2e.conftest import Stack, new_sender, new_webchat_id, wait_for
 
 PASSWORD = "correct horse battery"
 
@@ -29,7 +29,7 @@ def run(coro):
 
 
 def test_angry_customer_is_handed_off_and_the_agent_takes_over(stack: Stack, agents: list[str]) -> None:
-    sender = new_sender()
+    sender = new_webchat_id()
 
     async def scenario() -> None:
         async with (
@@ -91,7 +91,7 @@ def test_angry_customer_is_handed_off_and_the_agent_takes_over(stack: Stack, age
 
 
 def test_asking_for_a_person_then_close_sends_csat_and_stores_it(stack: Stack, agents: list[str]) -> None:
-    sender = new_sender()
+    sender = new_webchat_id()
 
     async def scenario() -> None:
         async with Agent(stack.console_url, "bob", PASSWORD) as bob, Customer(stack.settings.rasa_url, sender) as me:
@@ -129,7 +129,7 @@ def test_two_agents_claiming_at_once_never_both_win(stack: Stack, agents: list[s
         from handoff.queue import Queue
 
         address = stack.settings.redis
-        redis = Redis(host=address.host, port=address.port, db=address.db)
+        redis = Redis(host=address.host, port=address.port, db=address.db, password=address.password or None)
         queue = Queue(redis)
         outcomes = []
         async with (
@@ -159,7 +159,7 @@ def test_two_agents_claiming_at_once_never_both_win(stack: Stack, agents: list[s
 
 
 def test_no_customer_message_is_lost_when_the_handoff_service_crashes(stack: Stack, agents: list[str]) -> None:
-    sender = new_sender()
+    sender = new_webchat_id()
     messages = [f"message {i} while the console is down" for i in range(5)]
 
     async def scenario() -> None:
@@ -207,7 +207,7 @@ async def wait_async(read, timeout: float = 20, want: int = 5) -> int:
 
 
 def test_waiting_customer_hears_when_their_place_in_the_queue_changes(stack: Stack, agents: list[str]) -> None:
-    first, second = new_sender(), new_sender()
+    first, second = new_webchat_id(), new_webchat_id()
 
     async def scenario() -> None:
         async with (
@@ -273,7 +273,7 @@ def _handled_by_the_service(stack: Stack, sender: str, texts: list[str]) -> bool
 
 
 def test_a_russian_customer_hears_the_queue_the_agent_and_the_bot_in_russian(stack: Stack, agents: list[str]) -> None:
-    sender = new_sender()
+    sender = new_webchat_id()
 
     async def scenario() -> None:
         async with (

@@ -92,4 +92,4 @@ def test_make_run_answers_the_printed_curl_and_leaves_nothing_behind(tmp_path: P
     assert not [pid for pid in pids if _alive(pid)], tail
     assert all(port_is_free(port) for port in ports.values())
     aof = b"".join(p.read_bytes() for p in (tmp_path / "redis").rglob("*.aof"))
-    assert b"brightline:tracker:demo" in aof, "the conversation was not flushed to Redis' append-only file"
+    assert b"brightline:tracker:rest:demo" in aof, "the conversation was not flushed to Redis' append-only file"

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from handoff import keys
 from handoff.agents import AgentError, Agents
 from handoff.queue import ASSIGNED, BOT, CLOSED, WAITING, Card, Queue
+from tests.stack import REDIS_TEST_PASSWORD
 
 DB = 7
 
@@ -18,7 +19,7 @@ DB = 7
 @pytest.fixture
 def redis_port(redis_server: int) -> int:
     async def flush() -> None:
-        client = Redis(port=redis_server, db=DB)
+        client = Redis(port=redis_server, db=DB, password=REDIS_TEST_PASSWORD)
         await client.flushdb()
         await client.close()
 
@@ -28,7 +29,7 @@ def redis_port(redis_server: int) -> int:
 
 def run_with_queue(port: int, body) -> None:
     async def scenario() -> None:
-        redis = Redis(port=port, db=DB)
+        redis = Redis(port=port, db=DB, password=REDIS_TEST_PASSWORD)
         try:
             await body(Queue(redis), Agents(redis), redis)
         finally:

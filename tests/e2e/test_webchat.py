@@ -7,28 +7,31 @@ import asyncio
 import requests
 
 from tests.e2e.clients import Customer
-from tests.e2e.conftest import Stack, new_sender
+from tests.e2e.conftest import Stack
 
 
 def test_history_is_restored_and_a_resent_message_is_handled_once(stack: Stack) -> None:
-    sender = new_sender()
-
-    async def scenario() -> None:
-        async with Customer(stack.settings.rasa_url, sender) as first:
-            message = {"message": "How can I pay my bill?", "session_id": sender, "client_id": "c-1"}
+    async def scenario() -> str:
+        async with Customer(stack.settings.rasa_url) as first:  # a first visit: the server names the session
+            sender, token = first.session_id, first.token
+            assert sender and sender.startswith("webchat:") and token
+            assert first.confirmed["max_message"] == stack.settings.max_message_chars
+            message = {"message": "How can I pay my bill?", "client_id": "c-1"}
             ack = await first.sio.call("user_uttered", message, timeout=60)
             assert ack == {"ok": True}
             await first.expect_text("direct debit")
             again = await first.sio.call("user_uttered", message, timeout=60)  # the network ate the ack
             assert again == {"ok": True, "duplicate": True}
-        async with Customer(stack.settings.rasa_url, sender) as reloaded:
+        async with Customer(stack.settings.rasa_url, sender, token) as reloaded:
+            assert reloaded.session_id == sender
             roles = [(t["role"], t["text"][:22]) for t in reloaded.history]
             assert roles[0] == ("customer", "How can I pay my bill?")
             assert roles[1][0] == "bot"
-            ack = await reloaded.sio.call("user_uttered", {"message": "", "session_id": sender}, timeout=10)
+            ack = await reloaded.sio.call("user_uttered", {"message": ""}, timeout=10)
             assert ack["ok"] is False
+        return sender
 
-    asyncio.run(asyncio.wait_for(scenario(), 120))
+    sender = asyncio.run(asyncio.wait_for(scenario(), 120))
     said = [e["text"] for e in stack.tracker(sender)["events"] if e["event"] == "user"]
     assert said == ["How can I pay my bill?"]
 

@@ -13,11 +13,11 @@
   if (window.BrightlineChat && window.BrightlineChat.version) return; // embedded twice
 
   const VERSION = '1.0.0';
-  const KEYS = { session: 'brightline.session', outbox: 'brightline.outbox', open: 'brightline.open' };
+  const KEYS = { session: 'brightline.session', token: 'brightline.token', outbox: 'brightline.outbox', open: 'brightline.open' };
   const ACK_TIMEOUT_MS = 15000;   // no ack by then: keep the message and send it again
   const TYPING_MS = 15000;        // the typing dots give up after this long
   const NO_HISTORY_MS = 3000;     // a server that sends no history: start sending anyway
-  const MAX_MESSAGE = 4000;
+  let MAX_MESSAGE = 2000;         // the server says its own limit in session_confirm
   const HUMAN_PAYLOAD = '/request_human';
   const HUMAN_TITLE = 'Talk to a person';
   const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -71,6 +71,7 @@
   const state = {
     socket: null,
     sessionId: store.get(KEYS.session),
+    token: store.get(KEYS.token),  // proves the server gave us this session; never guessed
     ready: false,          // session confirmed and history shown: the outbox may be sent
     online: false,
     everConnected: false,
@@ -526,6 +527,12 @@
         if (state.sending !== token) return; // a reconnect started over
         state.sending = 0;
         if (err) { flush(); return; } // no ack (timeout or disconnect): it stays first in line
+        if (reply && !reply.ok && reply.retry_after) {
+          // The server could not take it yet (busy, too fast, store down): keep it, try later.
+          clearTimeout(state.retryTimer);
+          state.retryTimer = setTimeout(flush, Math.min(60, Number(reply.retry_after) || 5) * 1000);
+          return;
+        }
         state.outbox = state.outbox.filter((m) => m.client_id !== item.client_id);
         saveOutbox();
         const node = pendingNode(item.client_id);
@@ -555,10 +562,17 @@
   }
 
   function onSessionConfirm(data) {
-    const id = typeof data === 'string' ? data : data && data.session_id;
+    const id = data && typeof data === 'object' ? data.session_id : null;
     if (!id) return;
+    if (state.sessionId && state.sessionId !== String(id)) renderHistory([]); // a new session: start clean
     state.sessionId = String(id);
+    state.token = data.token ? String(data.token) : null;
     store.set(KEYS.session, state.sessionId);
+    if (state.token) store.set(KEYS.token, state.token);
+    if (Number(data.max_message) > 0) {
+      MAX_MESSAGE = Number(data.max_message);
+      ui.input.setAttribute('maxlength', String(MAX_MESSAGE));
+    }
     clearTimeout(state.historyTimer);
     state.historyTimer = setTimeout(ready, NO_HISTORY_MS);
   }
@@ -615,7 +629,7 @@
       state.ready = false;
       state.sending = 0;
       renderStatus();
-      socket.emit('session_request', { session_id: state.sessionId || null });
+      socket.emit('session_request', { session_id: state.sessionId || null, token: state.token || null });
     });
     socket.on('disconnect', () => {
       state.online = false;
@@ -625,6 +639,10 @@
       renderStatus();
     });
     socket.on('session_confirm', onSessionConfirm);
+    socket.on('session_refused', (data) => { // too many sessions from here, or the server is busy
+      const wait = Math.min(120, Number(data && data.retry_after) || 30);
+      setTimeout(() => { if (socket.connected) socket.emit('session_request', { session_id: state.sessionId || null, token: state.token || null }); }, wait * 1000);
+    });
     socket.on('history', onHistory);
     socket.on('bot_uttered', onBotUttered);
   }

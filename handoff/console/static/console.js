@@ -517,6 +517,7 @@ async function setPresence() {
 // ---------- live updates (WebSocket) ----------
 
 const socket = { ws: null, attempt: 0, ping: null, everOpen: false };
+const SESSION_ENDED = 4401; // close code the server uses when the session is no longer valid
 
 function connect() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -545,7 +546,11 @@ function onSocketOpen() {
   }
 }
 
-function onSocketClose() {
+function onSocketClose(e) {
+  if (e && e.code === SESSION_ENDED) { // password changed, account removed or logged out
+    location.href = '/login';
+    return;
+  }
   clearInterval(socket.ping);
   renderConnection('down');
   const delay = BACKOFF_MS[Math.min(socket.attempt, BACKOFF_MS.length - 1)];
@@ -626,6 +631,9 @@ async function initConsole() {
 function initLogin() {
   const params = new URLSearchParams(location.search);
   $('login-error').hidden = params.get('error') !== '1';
+  $('login-locked').hidden = params.get('error') !== 'locked';
+  const seconds = parseInt(params.get('retry') || '', 10);
+  if (seconds > 0) $('login-retry').textContent = seconds === 1 ? '1 second' : `${seconds} seconds`;
 }
 
 if ($('login-form')) initLogin();
