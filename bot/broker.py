@@ -23,6 +23,8 @@ from typing import Any
 import redis
 from rasa.core.brokers.broker import EventBroker
 from rasa.utils.endpoints import EndpointConfig
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +54,17 @@ class RedisStreamBroker(EventBroker):
     ) -> None:
         self.stream = stream
         self.maxlen = int(maxlen)
+        # A stale connection after a Redis restart is retried once on a fresh one; a Redis
+        # that stays down makes publish() raise, so the turn fails and the customer is told.
         self.client = redis.Redis(
-            host=host, port=int(port), db=int(db or 0), password=password or None, socket_timeout=5
+            host=host,
+            port=int(port),
+            db=int(db or 0),
+            password=password or None,
+            socket_timeout=5,
+            socket_connect_timeout=2,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+            retry_on_error=[redis.exceptions.ConnectionError],
         )
 
     @classmethod

@@ -259,6 +259,8 @@ def service_env(settings: Settings) -> dict[str, str]:
         "KB_DIR": str(settings.kb_dir),
         "BOT_VAR_DIR": str(settings.var_dir),
         "BUSINESS_HOURS_FILE": settings.business_hours_file,
+        "RETENTION_DAYS": f"{settings.retention_days:g}",
+        "HANDOFF_PUBLIC_URL": settings.handoff_public_url,
         "PYTHONUNBUFFERED": "1",
         **QUIET_RASA,
     }
@@ -295,6 +297,7 @@ def channel_guard_env(settings: Settings) -> dict[str, str]:
         "MAX_MESSAGE_CHARS": str(settings.max_message_chars),
         "RATE_LIMIT_SENDER": limit(settings.rate_limit_sender),
         "RATE_LIMIT_ADDRESS": limit(settings.rate_limit_address),
+        "TURNS_PER_ADDRESS": str(settings.turns_per_address),
     }
     if settings.rest_token:
         env["REST_TOKEN"] = settings.rest_token

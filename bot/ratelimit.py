@@ -12,6 +12,7 @@ Redis' own clock decides (``TIME`` inside the script), so replicas with skewed c
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,22 +78,45 @@ def parse_limit(text: str, name: str) -> Limit:
 class RateLimiter:
     """Limits hits per key within one ``scope`` (``"webchat:sender"``, ``"login:address"``)."""
 
+    # Keys this process knows to be refused for a while; bounded, so a flood of distinct
+    # keys cannot grow it.
+    MAX_REMEMBERED = 10_000
+
     def __init__(self, redis: Redis, scope: str, limit: Limit) -> None:
         self.redis = redis
         self.scope = scope
         self.limit = limit
         self._script: Any = redis.register_script(_GCRA)
+        self._refused_until: dict[str, float] = {}
 
     def key(self, key: str) -> str:
         return f"ratelimit:{self.scope}:{key[:200]}"
 
     async def hit(self, key: str, cost: int = 1) -> Decision:
         """Count one hit; raises ``redis.RedisError`` when Redis cannot be reached, so the
-        caller decides whether that means "try again" (channels) or "refuse" (logins)."""
+        caller decides whether that means "try again" (channels) or "refuse" (logins).
+
+        A key refused a moment ago is refused again from memory until its wait is over:
+        a flood's refusals then cost no Redis round trip (the answer is the same one Redis
+        would give, since a refused hit changes nothing there)."""
+        now = time.monotonic()
+        until = self._refused_until.get(key)
+        if until is not None:
+            if now < until:
+                return Decision(False, until - now)
+            del self._refused_until[key]
         allowed, wait_ms = await self._script(
             keys=[self.key(key)], args=[self.limit.interval_ms, self.limit.burst, cost]
         )
-        return Decision(bool(int(allowed)), int(wait_ms) / 1000.0)
+        decision = Decision(bool(int(allowed)), int(wait_ms) / 1000.0)
+        if not decision.allowed:
+            if len(self._refused_until) >= self.MAX_REMEMBERED:
+                self._refused_until = {k: u for k, u in self._refused_until.items() if u > now}
+                if len(self._refused_until) >= self.MAX_REMEMBERED:
+                    self._refused_until.clear()
+            self._refused_until[key] = now + decision.retry_after
+        return decision
 
     async def reset(self, key: str) -> None:
+        self._refused_until.pop(key, None)
         await self.redis.delete(self.key(key))

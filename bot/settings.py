@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from bot.channels.guard import DEFAULT_ADDRESS_LIMIT, DEFAULT_MAX_MESSAGE_CHARS, DEFAULT_SENDER_LIMIT
+from bot.channels.guard import (
+    DEFAULT_ADDRESS_LIMIT,
+    DEFAULT_MAX_MESSAGE_CHARS,
+    DEFAULT_SENDER_LIMIT,
+    DEFAULT_TURNS_PER_ADDRESS,
+)
 from bot.kb.matcher import MatchSettings
 from bot.ratelimit import Limit, parse_limit
 
@@ -89,6 +94,9 @@ class Settings:
     match: MatchSettings
     handoff_host: str = "127.0.0.1"
     handoff_port: int = 5080
+    # Where agents open the console (https://console.example.com): the only Origin its
+    # POSTs and WebSocket accept. Empty: the request's own Host.
+    handoff_public_url: str = ""
     cookie_secure: bool = False
     avg_handle_minutes: float = 4.0
     canned_file: Path = ROOT / "data" / "console" / "canned_responses.yml"
@@ -100,6 +108,7 @@ class Settings:
     max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
     rate_limit_sender: Limit = DEFAULT_SENDER_LIMIT
     rate_limit_address: Limit = DEFAULT_ADDRESS_LIMIT
+    turns_per_address: int = DEFAULT_TURNS_PER_ADDRESS
     # The REST channel answers only requests bearing this token; unset, it is off.
     rest_token: str | None = None
     # Signs webchat session tokens; without it sessions do not survive a restart of Rasa.
@@ -196,6 +205,13 @@ def _limit(env: Mapping[str, str], name: str, default: Limit) -> Limit:
         raise SettingsError(str(exc)) from None
 
 
+def _non_negative(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if value < 0:
+        raise SettingsError(f"{name} must be 0 or more, got {value}")
+    return value
+
+
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     value = _int(env, name, default)
     if value < 1:
@@ -241,13 +257,14 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: Path | None = 
         match=match,
         handoff_host=merged.get("HANDOFF_HOST") or "127.0.0.1",
         handoff_port=_int(merged, "HANDOFF_PORT", 5080),
+        handoff_public_url=merged.get("HANDOFF_PUBLIC_URL") or "",
         cookie_secure=(merged.get("COOKIE_SECURE") or "").lower() in ("1", "true", "yes"),
         avg_handle_minutes=_float(merged, "AVG_HANDLE_MINUTES", 4.0),
         canned_file=Path(merged.get("CANNED_FILE") or ROOT / "data" / "console" / "canned_responses.yml"),
         frustration=frustration_settings_from_env(merged),
         channels={name: merged.get(name) or default for name, default in CHANNEL_VARIABLES.items()},
         business_hours_file=merged.get("BUSINESS_HOURS_FILE") or str(ROOT / "data" / "console" / "business_hours.yml"),
-        retention_days=_float(merged, "RETENTION_DAYS", 0.0),
+        retention_days=_non_negative(merged, "RETENTION_DAYS", 0.0),
         action_host=merged.get("ACTION_HOST") or "127.0.0.1",
         action_token=merged.get("ACTION_TOKEN") or None,
         redis_password=redis_password,
@@ -256,6 +273,7 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: Path | None = 
         max_message_chars=_positive(merged, "MAX_MESSAGE_CHARS", DEFAULT_MAX_MESSAGE_CHARS),
         rate_limit_sender=_limit(merged, "RATE_LIMIT_SENDER", DEFAULT_SENDER_LIMIT),
         rate_limit_address=_limit(merged, "RATE_LIMIT_ADDRESS", DEFAULT_ADDRESS_LIMIT),
+        turns_per_address=_positive(merged, "TURNS_PER_ADDRESS", DEFAULT_TURNS_PER_ADDRESS),
         rest_token=merged.get("REST_TOKEN") or None,
         webchat_secret=merged.get("WEBCHAT_SECRET") or None,
     )

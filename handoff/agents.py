@@ -36,6 +36,7 @@ from redis.asyncio import Redis
 
 from bot.ratelimit import Decision, Limit, RateLimiter
 from handoff import keys
+from handoff.queue import Queue
 
 STATUSES = ("online", "away", "offline")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
@@ -116,8 +117,10 @@ class Agents:
         await self.redis.hset(keys.agent(name), mapping={"password_hash": hashed, "epoch": _new_epoch()})
 
     async def remove(self, name: str) -> bool:
-        """Remove the account; its sessions end (they need the account's epoch)."""
+        """Remove the account: its sessions end (they need the account's epoch) and the
+        chats it held wait in the queue again, since nobody else could answer them."""
         removed = await self.redis.srem(keys.AGENTS, name)
+        await Queue(self.redis).return_chats_of(name)
         await self.redis.delete(keys.agent(name), keys.unread(name), keys.login_known(name))
         return bool(removed)
 
@@ -216,6 +219,23 @@ class LoginPolicy:
     known_for: int = 30 * 86400  # an address the agent logged in from stays known this long
 
 
+# KEYS[1] failures of (name, address), KEYS[2] its lock; ARGV[1] free failures, ARGV[2]
+# first delay (ms), ARGV[3] max delay (ms), ARGV[4] seconds failures are remembered.
+# Returns 0 and counts the attempt as failed, or the milliseconds the pair must wait.
+_CHARGE = """
+local wait = redis.call('PTTL', KEYS[2])
+if wait > 0 then return wait end
+local n = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+local free = tonumber(ARGV[1])
+if n >= free then
+  local delay = math.min(tonumber(ARGV[3]), tonumber(ARGV[2]) * 2 ^ (n - free))
+  redis.call('SET', KEYS[2], '1', 'PX', math.floor(delay))
+end
+return 0
+"""
+
+
 class LoginGuard:
     """Slows password guessing down; never locks a real agent out for long.
 
@@ -223,7 +243,9 @@ class LoginGuard:
       password after password across names, nor keep the argon2 threads busy.
     * Per (name, address), after ``free_failures`` wrong passwords each further one makes
       that pair wait ``first_delay`` doubled per failure, at most ``max_delay``. The wait is
-      the attacker's: the real agent, at another address, is not affected.
+      the attacker's: the real agent, at another address, is not affected. An attempt
+      counts as failed from the moment it is let through until :meth:`succeeded` says
+      otherwise, so 30 guesses sent at once get no more through than 30 in a row.
     * Per name, attempts from addresses that already failed at that name and never got in
       with it share one bucket (``per_name``), so many addresses together still get only a
       trickle of guesses. An address's first attempt, and any attempt from an address the
@@ -237,37 +259,31 @@ class LoginGuard:
         self.policy = policy or LoginPolicy()
         self.by_address = RateLimiter(redis, "login:address", self.policy.per_address)
         self.by_name = RateLimiter(redis, "login:name", self.policy.per_name)
+        self._charge = redis.register_script(_CHARGE)
 
-    async def check(self, name: str, address: str) -> Decision:
-        """May this attempt go on to the password check?"""
+    async def attempt(self, name: str, address: str) -> Decision:
+        """May this attempt go on to the password check? If so it is counted as a failure
+        of (name, address) already; call :meth:`succeeded` when the password was right."""
         decision = await self.by_address.hit(address)
         if not decision.allowed or not NAME_PATTERN.match(name):
             return decision
-        wait_ms = await self.redis.pttl(keys.login_lock(name, address))
-        if wait_ms > 0:
-            return Decision(False, wait_ms / 1000)
         pipe = self.redis.pipeline(transaction=False)
+        pipe.pttl(keys.login_lock(name, address))
         pipe.exists(keys.login_failures(name, address))
         pipe.sismember(keys.login_known(name), address)
-        failed_before, known = await pipe.execute()
+        wait_ms, failed_before, known = await pipe.execute()
+        if wait_ms > 0:
+            return Decision(False, wait_ms / 1000)
         if failed_before and not known:
-            return await self.by_name.hit(name)
-        return Decision(True)
-
-    async def failed(self, name: str, address: str) -> float:
-        """Count a wrong password; returns how long this pair must now wait (0: not yet)."""
-        if not NAME_PATTERN.match(name):
-            return 0.0
+            decision = await self.by_name.hit(name)
+            if not decision.allowed:
+                return decision
         policy = self.policy
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.incr(keys.login_failures(name, address))
-        pipe.expire(keys.login_failures(name, address), policy.forget_after)
-        failures, _ = await pipe.execute()
-        if failures < policy.free_failures:
-            return 0.0
-        delay = min(policy.max_delay, policy.first_delay * 2 ** (failures - policy.free_failures))
-        await self.redis.set(keys.login_lock(name, address), "1", px=int(delay * 1000))
-        return delay
+        wait_ms = await self._charge(
+            keys=[keys.login_failures(name, address), keys.login_lock(name, address)],
+            args=[policy.free_failures, policy.first_delay * 1000, policy.max_delay * 1000, policy.forget_after],
+        )
+        return Decision(False, int(wait_ms) / 1000) if int(wait_ms) > 0 else Decision(True)
 
     async def succeeded(self, name: str, address: str) -> None:
         pipe = self.redis.pipeline(transaction=True)

@@ -47,8 +47,9 @@ from bot.settings import Settings
 from bot.transcript import transcript, turn_from_event
 from handoff import keys
 from handoff.agents import SESSION_TTL, AgentError, Agents, LoginBusy, LoginGuard
-from handoff.events import EventConsumer
+from handoff.events import EventConsumer, stop_task
 from handoff.hub import Hub
+from handoff.privacy import retention_loop
 from handoff.queue import ASSIGNED, BOT, CLOSED, WAITING, Chat, Queue, estimate_wait_minutes
 from handoff.rasa_api import RasaApi, RasaError
 
@@ -61,6 +62,7 @@ MAX_SOCKET_MESSAGE = 4096  # the console only sends pings
 SESSION_SWEEP_SECONDS = 2.0  # how soon an open console notices its session has ended
 STEP_MARKER_SECONDS = 60  # a retry marker outlives one Rasa call (its timeout is 30 s)
 REDIS_TIMEOUT = 5.0  # seconds for one Redis command (XREADGROUP blocks 1 s of it)
+RETENTION_INTERVAL_S = 3600.0  # how often conversations idle past RETENTION_DAYS are deleted
 WS_SESSION_ENDED = 4401  # close code: the console goes to the login page
 PUBLIC_PATHS = ("/login", "/health", "/static/login.html", "/static/console.css", "/static/console.js")
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
@@ -195,15 +197,14 @@ async def login(request: web.Request) -> web.Response:
     form = await request.post()
     name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
     address = request.remote or "unknown"
-    decision = await services.logins.check(name, address)
+    decision = await services.logins.attempt(name, address)
     if not decision.allowed:
         return _login_refused(request, decision.retry_after)
     try:
         ok = bool(name and password) and await services.agents.verify(name, password)
     except LoginBusy:
         return _login_refused(request, 2.0)
-    if not ok:
-        await services.logins.failed(name, address)
+    if not ok:  # already counted by attempt()
         if _wants_json(request):
             return web.json_response({"error": "wrong name or password"}, status=401)
         raise web.HTTPFound("/login?error=1")
@@ -418,11 +419,23 @@ async def reply(request: web.Request) -> web.Response:
     chat = await _owned(request)
     if isinstance(chat, web.Response):
         return chat
-    text = _UNSENDABLE.sub("", str((await _json(request)).get("text") or "")).strip()
+    body = await _json(request)
+    text = _UNSENDABLE.sub("", str(body.get("text") or "")).strip()
     if not text or len(text) > MAX_REPLY:
         return web.json_response({"error": f"a reply needs 1 to {MAX_REPLY} characters"}, status=400)
+    reply_id = body.get("id")
+    if reply_id is not None and (not isinstance(reply_id, str) or not 0 < len(reply_id) <= 64):
+        return web.json_response({"error": "a reply id is a string of 1 to 64 characters"}, status=400)
+    services = request.app[SERVICES]
     try:
-        await request.app[SERVICES].rasa.say(chat.conversation_id, text, agent=request[AGENT])
+        if reply_id:
+            # The console sends a retry with the same id: if the first attempt reached the
+            # transcript (only its confirmation was lost), the customer must not get it twice.
+            marker = keys.reply_sent(chat.conversation_id, reply_id)
+            first_try = await services.redis.set(marker, "1", nx=True, ex=24 * 3600)
+            if not first_try and await services.rasa.has_reply(chat.conversation_id, reply_id):
+                return web.json_response({"ok": True, "duplicate": True})
+        await services.rasa.say(chat.conversation_id, text, agent=request[AGENT], reply_id=reply_id)
     except RasaError as exc:
         return web.json_response({"error": f"not delivered: {exc}"}, status=502)
     return web.json_response({"ok": True})
@@ -519,14 +532,14 @@ async def end_revoked_sockets(app: web.Application) -> None:
     services = app[SERVICES]
     while True:
         await asyncio.sleep(SESSION_SWEEP_SECONDS)
-        for socket_, token in list(services.sockets.items()):
-            try:
-                valid = await services.agents.session_agent(token) if token else None
-            except REDIS_DOWN:
-                break  # Redis is down: not a reason to throw agents out; look again later
-            if valid is None and not socket_.closed:
-                with contextlib.suppress(Exception):
+        try:
+            for socket_, token in list(services.sockets.items()):
+                if not socket_.closed and (not token or await services.agents.session_agent(token) is None):
                     await socket_.close(code=WS_SESSION_ENDED, message=b"session ended")
+        except REDIS_DOWN:
+            pass  # Redis is down: not a reason to throw agents out; look again later
+        except Exception:
+            log.exception("checking open consoles' sessions failed; trying again")
 
 
 # --- live updates ---------------------------------------------------------------------------
@@ -568,7 +581,7 @@ async def on_stream_event(app: web.Application, fields: dict[str, str]) -> None:
     conversation_id = fields.get("sender_id", "")
     try:
         event = json.loads(fields.get("data") or "{}")
-    except (json.JSONDecodeError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         log.error("stream entry for %r carries no JSON event; skipped", conversation_id)
         return  # retrying cannot fix it: acknowledge it rather than keep it pending
     if not isinstance(event, dict):
@@ -600,7 +613,7 @@ async def on_stream_event(app: web.Application, fields: dict[str, str]) -> None:
 async def _json(request: web.Request) -> dict:
     try:
         body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # bad JSON, bad UTF-8, or nested too deep to parse
         raise web.HTTPBadRequest(text='{"error": "body must be JSON"}', content_type="application/json") from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text='{"error": "body must be a JSON object"}', content_type="application/json")
@@ -645,7 +658,7 @@ def create_app(settings: Settings, public_url: str | None = None) -> web.Applica
     if not settings.rasa_token:
         raise ValueError("RASA_TOKEN is required: the handoff service reaches customers through Rasa's HTTP API")
     if public_url is None:
-        public_url = os.environ.get("HANDOFF_PUBLIC_URL", "")
+        public_url = settings.handoff_public_url
     app = web.Application(
         middlewares=[security_headers, redis_errors, origin_middleware, auth_middleware], client_max_size=64 * 1024
     )
@@ -671,11 +684,11 @@ def create_app(settings: Settings, public_url: str | None = None) -> web.Applica
         services.consumer = EventConsumer(redis, consumer_name(settings), handle)
         services.consumer_task = asyncio.create_task(services.consumer.run())
         sweeper = asyncio.create_task(end_revoked_sockets(app))
+        # RETENTION_DAYS: conversations idle longer are deleted about hourly (0: kept).
+        retention = asyncio.create_task(retention_loop(redis, settings.retention_days, RETENTION_INTERVAL_S))
         yield
-        for task in (services.consumer_task, sweeper):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in (services.consumer_task, sweeper, retention):
+            await stop_task(task)
         await services.hub.close_all()
         await session.close()
         with contextlib.suppress(*REDIS_DOWN):

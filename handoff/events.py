@@ -36,6 +36,20 @@ HANDLER_STUCK_AFTER = 90.0  # one handler call this long (Rasa times out at 30 s
 Handler = Callable[[dict[str, str]], Awaitable[None]]
 
 
+async def stop_task(task: asyncio.Task, every: float = 0.5) -> None:
+    """Cancel ``task`` and wait until it has ended, cancelling again if it goes on.
+
+    redis-py 4.6 can swallow a cancellation: taking a pooled connection polls it under
+    ``async_timeout(0)``, which turns a cancel that lands at that moment into its own
+    timeout. A single ``cancel()`` of a task that talks to Redis may therefore be lost.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=every)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s ended with %r", task.get_name(), task.exception())
+
+
 def _decode(fields: dict) -> dict[str, str]:
     return {
         (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
@@ -189,13 +203,13 @@ class EventConsumer:
                     # stream); UNBLOCKED: the stream was deleted while we waited on it.
                     if "NOGROUP" in str(exc) or "UNBLOCKED" in str(exc):
                         log.warning("event stream: group %r is gone from Redis; creating it again", self.group)
-                        continue  # _follow starts with ensure_group
-                    self._failed(f"event stream reader failing: {exc}", exc)
+                    else:
+                        self._failed(f"event stream reader failing: {exc}", exc)
                 except REDIS_DOWN as exc:
                     self._failed(f"Redis unreachable: {exc or type(exc).__name__}", exc)
                 except Exception as exc:  # a bug must not stop the reader for good either
                     self._failed(f"event stream reader failing: {exc!r}", exc, trace=True)
-                await asyncio.sleep(self._delay)
+                await asyncio.sleep(self._delay)  # then _follow again, from ensure_group
                 self._delay = min(RETRY_MAX, self._delay * 2)
         finally:
             self._running = False

@@ -67,3 +67,9 @@ def login_lock(name: str, address: str) -> str:
 
 def login_known(name: str) -> str:
     return f"handoff:login:known:{name}"
+
+
+def reply_sent(conversation_id: str, reply_id: str) -> str:
+    """Set when an agent's reply with this id was first attempted (24 h): a retry then checks
+    the transcript before sending, so a reply is delivered once."""
+    return f"handoff:reply:{conversation_id}:{reply_id}"

@@ -70,6 +70,26 @@ return 1
 """
 
 
+# KEYS[1] the agent's chat set, KEYS[2] the queue; ARGV[1] the agent, ARGV[2] now.
+# Each chat still assigned to the agent waits again, in its old place, for anyone to take;
+# what belonged to the assignment (greeting and ending notes) goes with it.
+_RETURN_ALL = """
+local ids = redis.call('SMEMBERS', KEYS[1])
+local returned = 0
+for _, id in ipairs(ids) do
+  local chat = 'handoff:chat:' .. id
+  if redis.call('HGET', chat, 'state') == 'assigned' and redis.call('HGET', chat, 'agent') == ARGV[1] then
+    redis.call('HSET', chat, 'state', 'waiting')
+    redis.call('HDEL', chat, 'agent', 'assigned_at', 'greeted', 'greeting_sent', 'ending', 'position_told')
+    redis.call('ZADD', KEYS[2], redis.call('HGET', chat, 'created_at') or ARGV[2], id)
+    returned = returned + 1
+  end
+end
+redis.call('DEL', KEYS[1])
+return returned
+"""
+
+
 @dataclass(frozen=True)
 class Card:
     """What the agent sees on top of the chat: why the bot handed off and what it tried."""
@@ -155,6 +175,7 @@ class Queue:
         self._enqueue = redis.register_script(_ENQUEUE)
         self._claim = redis.register_script(_CLAIM)
         self._release = redis.register_script(_RELEASE)
+        self._return_all = redis.register_script(_RETURN_ALL)
 
     async def enqueue(self, card: Card) -> bool:
         """Queue a conversation; ``False`` if it is already waiting or with an agent."""
@@ -210,6 +231,12 @@ class Queue:
             keys=[keys.chat(conversation_id), keys.QUEUE], args=[conversation_id, state, repr(time.time())]
         )
         return bool(int(done))
+
+    async def return_chats_of(self, agent: str) -> int:
+        """Put every chat ``agent`` holds back in the queue (the agent was removed);
+        returns how many."""
+        returned = await self._return_all(keys=[keys.agent_chats(agent), keys.QUEUE], args=[agent, repr(time.time())])
+        return int(returned)
 
     async def chats_of(self, agent: str) -> list[Chat]:
         ids = sorted(_text(i) for i in await self.redis.smembers(keys.agent_chats(agent)))

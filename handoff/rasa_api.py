@@ -49,14 +49,24 @@ class RasaApi:
         )
 
     async def say(
-        self, conversation_id: str, text: str, agent: str | None = None, buttons: list[dict] | None = None
+        self,
+        conversation_id: str,
+        text: str,
+        agent: str | None = None,
+        buttons: list[dict] | None = None,
+        reply_id: str | None = None,
     ) -> None:
         event: dict[str, Any] = {"event": "bot", "text": text, "timestamp": time.time()}
         if buttons:
             event["data"] = {"buttons": buttons}
         if agent:
-            event["metadata"] = {"agent": agent}
+            event["metadata"] = {"agent": agent, **({"reply_id": reply_id} if reply_id else {})}
         await self.append(conversation_id, [event])
+
+    async def has_reply(self, conversation_id: str, reply_id: str) -> bool:
+        """Whether an agent's reply with this id is already in the transcript."""
+        events = (await self.tracker(conversation_id)).get("events") or []
+        return any(e.get("event") == "bot" and (e.get("metadata") or {}).get("reply_id") == reply_id for e in events)
 
     async def resume_with(self, conversation_id: str, text: str, buttons: list[dict] | None = None) -> None:
         """Resume the bot with its first message, then listen.

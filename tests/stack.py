@@ -183,6 +183,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_server: int, graph_api
         "WEBCHAT_SECRET": WEBCHAT_SECRET,
         # Every test runs from 127.0.0.1: the per-address limit is tested on its own.
         "RATE_LIMIT_ADDRESS": "100000/100000",
+        "TURNS_PER_ADDRESS": "50",
     }
     settings = load_settings(env, env_file=Path("/nonexistent"))
     model = train(quiet=True)

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis
 
 from bot.channels.messenger import MessengerInput, MessengerOutput, messenger_messages, parse_messenger
 from bot.channels.meta import (
@@ -365,47 +368,69 @@ def test_empty_credentials_fall_back_to_metas_public_graph_api() -> None:
     assert channel.graph.url("me/messages") == "http://127.0.0.1:9/v1.0/me/messages"
 
 
-class MemoryRedis:
-    """Just the three commands :class:`Deduplicator` uses (expiry is not simulated)."""
+@pytest.fixture
+def meta_redis(redis_server: int) -> Iterator[Callable[[], Redis]]:
+    """Clients of a real Redis (one per ``asyncio.run``), emptied afterwards."""
+    from tests.stack import REDIS_TEST_PASSWORD
 
-    def __init__(self) -> None:
-        self.data: dict[str, str] = {}
+    def client() -> Redis:
+        return Redis(port=redis_server, db=12, password=REDIS_TEST_PASSWORD)
 
-    async def set(self, name: str, value: str, ex: int | None = None, nx: bool = False) -> bool:
-        if nx and name in self.data:
-            return False
-        self.data[name] = value
-        return True
-
-    async def get(self, name: str) -> str | None:
-        return self.data.get(name)
-
-    async def delete(self, *names: str) -> int:
-        return sum(self.data.pop(name, None) is not None for name in names)
+    yield client
+    sync = SyncRedis(port=redis_server, db=12, password=REDIS_TEST_PASSWORD)
+    sync.flushdb()
+    sync.close()
 
 
-def test_a_message_is_handled_once_and_marked_done_only_after_rasa_handled_it() -> None:
-    redis = MemoryRedis()
-    dedupe = Deduplicator(redis, "whatsapp")
+def _marker(meta_redis: Callable[[], Redis], key: str) -> str | None:
+    async def read() -> str | None:
+        redis = meta_redis()
+        value = await redis.get(key)
+        await redis.close()
+        return value.decode().split(":")[0] if value else None
+
+    return asyncio.run(read())
+
+
+def _deliver(meta_redis: Callable[[], Redis], channel: str, messages: list, output: Any, on_new_message: Any) -> None:
+    async def run() -> None:
+        redis = meta_redis()
+        try:
+            await deliver(
+                messages,
+                channel=channel,
+                dedupe=Deduplicator(redis, channel),
+                output=output,
+                on_new_message=on_new_message,
+            )
+        finally:
+            await redis.close()
+
+    asyncio.run(run())
+
+
+def test_a_message_is_handled_once_and_marked_done_only_after_rasa_handled_it(meta_redis) -> None:
     graph = RecordingGraph()
     output = WhatsAppOutput(graph, "123", "tok")  # type: ignore[arg-type]
     handled: list[str] = []
-    states: list[str | None] = []
+    states_seen: list[str | None] = []
 
-    async def on_new_message(message: Any) -> None:
-        states.append(redis.data.get(seen_key("whatsapp", message.message_id)))
+    async def recording(message: Any) -> None:
+        redis = meta_redis()
+        value = await redis.get(seen_key("whatsapp", message.message_id))
+        await redis.close()
+        states_seen.append(value.decode().split(":")[0] if value else None)
         handled.append(message.text)
+        assert message.sender_id == "whatsapp:447"  # the conversation id is namespaced
 
     message = Inbound("wamid.7", "447", "hello", "text", "Zoe")
     for _ in range(2):
-        asyncio.run(deliver([message], channel="whatsapp", dedupe=dedupe, output=output, on_new_message=on_new_message))
-    assert handled == ["hello"] and states == ["in-flight"]
-    assert redis.data == {"channel:seen:whatsapp:wamid.7": "done"}
+        _deliver(meta_redis, "whatsapp", [message], output, recording)
+    assert handled == ["hello"] and states_seen == ["in-flight"]
+    assert _marker(meta_redis, "channel:seen:whatsapp:wamid.7") == "done"
 
 
-def test_a_failed_message_is_released_so_metas_redelivery_handles_it() -> None:
-    redis = MemoryRedis()
-    dedupe = Deduplicator(redis, "messenger")
+def test_a_failed_message_is_released_so_metas_redelivery_handles_it(meta_redis) -> None:
     output = MessengerOutput(RecordingGraph(), "tok")  # type: ignore[arg-type]
     attempts: list[str] = []
 
@@ -415,51 +440,63 @@ def test_a_failed_message_is_released_so_metas_redelivery_handles_it() -> None:
             raise RuntimeError("lock store timeout")
 
     message = Inbound("m_1", "7001", "hello", "text")
-    with pytest.raises(RetryLater):
-        asyncio.run(deliver([message], channel="messenger", dedupe=dedupe, output=output, on_new_message=crashes_once))
-    assert redis.data == {}
-    asyncio.run(deliver([message], channel="messenger", dedupe=dedupe, output=output, on_new_message=crashes_once))
-    assert attempts == ["hello", "hello"] and redis.data == {"channel:seen:messenger:m_1": "done"}
+    with pytest.raises(RetryLater) as raised:
+        _deliver(meta_redis, "messenger", [message], output, crashes_once)
+    assert raised.value.failed  # answered 503: our failure, not a busy signal
+    assert _marker(meta_redis, "channel:seen:messenger:m_1") is None
+    _deliver(meta_redis, "messenger", [message], output, crashes_once)
+    assert attempts == ["hello", "hello"] and _marker(meta_redis, "channel:seen:messenger:m_1") == "done"
 
 
-def test_a_redelivery_while_the_first_is_still_running_is_asked_to_come_back() -> None:
-    redis = MemoryRedis()
-    redis.data[seen_key("whatsapp", "wamid.8")] = Deduplicator.IN_FLIGHT
-    dedupe = Deduplicator(redis, "whatsapp")
+def test_a_redelivery_while_the_first_is_still_running_is_asked_to_come_back(meta_redis) -> None:
     output = WhatsAppOutput(RecordingGraph(), "123", "tok")  # type: ignore[arg-type]
+    order: list[str] = []
+
+    async def slow(message: Any) -> None:
+        order.append("first started")
+        await asyncio.sleep(0.5)
+        order.append("first done")
 
     async def never(message: Any) -> None:
         raise AssertionError("handled twice")
 
-    with pytest.raises(RetryLater):
-        asyncio.run(
+    async def both() -> None:
+        redis = meta_redis()
+        message = Inbound("wamid.8", "447", "hi", "text")
+        first = asyncio.ensure_future(
             deliver(
-                [Inbound("wamid.8", "447", "hi", "text")],
+                [message],
                 channel="whatsapp",
-                dedupe=dedupe,
+                dedupe=Deduplicator(redis, "whatsapp"),
+                output=output,
+                on_new_message=slow,
+            )
+        )
+        await asyncio.sleep(0.1)
+        with pytest.raises(RetryLater) as raised:
+            await deliver(
+                [message],
+                channel="whatsapp",
+                dedupe=Deduplicator(redis, "whatsapp"),
                 output=output,
                 on_new_message=never,
             )
-        )
+        assert not raised.value.failed  # a 429: come back later
+        await first
+        await redis.close()
+
+    asyncio.run(both())
+    assert order == ["first started", "first done"]
 
 
-def test_a_non_text_message_gets_the_text_only_answer_and_never_reaches_rasa() -> None:
+def test_a_non_text_message_gets_the_text_only_answer_and_never_reaches_rasa(meta_redis) -> None:
     graph = RecordingGraph()
     output = WhatsAppOutput(graph, "123", "tok")  # type: ignore[arg-type]
 
     async def never(message: Any) -> None:
         raise AssertionError("passed to Rasa")
 
-    message = Inbound("wamid.9", "447", None, "image")
-    asyncio.run(
-        deliver(
-            [message],
-            channel="whatsapp",
-            dedupe=Deduplicator(MemoryRedis(), "whatsapp"),
-            output=output,
-            on_new_message=never,
-        )
-    )
+    _deliver(meta_redis, "whatsapp", [Inbound("wamid.9", "447", None, "image")], output, never)
     [(_, body, _)] = graph.calls
     assert body["to"] == "447" and body["text"]["body"] == ONLY_TEXT
 

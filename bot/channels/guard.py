@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_MESSAGE_CHARS = 2000
 DEFAULT_SENDER_LIMIT = Limit(burst=15, per_minute=30)  # per conversation
+DEFAULT_TURNS_PER_ADDRESS = 1  # turns in flight at once per client address (AddressSlots)
 DEFAULT_ADDRESS_LIMIT = Limit(burst=120, per_minute=600)  # per client address (an office NAT is many people)
 
 # C0/C1 controls except tab and newline; zero-width and bidi controls are left alone
@@ -112,6 +113,7 @@ class GuardSettings:
     max_chars: int = DEFAULT_MAX_MESSAGE_CHARS
     per_sender: Limit = DEFAULT_SENDER_LIMIT
     per_address: Limit = DEFAULT_ADDRESS_LIMIT
+    turns_per_address: int = DEFAULT_TURNS_PER_ADDRESS
 
 
 def check_text(raw: Any, max_chars: int = DEFAULT_MAX_MESSAGE_CHARS) -> Verdict:
@@ -134,21 +136,46 @@ class ChannelGuard:
     def __init__(self, redis: Redis, channel: str, settings: GuardSettings | None = None) -> None:
         self.channel = channel
         self.settings = settings or GuardSettings()
+        self.slots = AddressSlots(self.settings.turns_per_address)
+        self._held = 0
         self.senders = RateLimiter(redis, f"{channel}:sender", self.settings.per_sender)
         self.addresses = RateLimiter(redis, f"{channel}:address", self.settings.per_address)
 
     def check_text(self, raw: Any) -> Verdict:
         return check_text(raw, self.settings.max_chars)
 
+    # Refusals held back at once, per process: each is a sleeping coroutine (a few KB),
+    # so the hold is dropped rather than let a huge flood of connections grow memory.
+    MAX_HELD = 1000
+    HOLD_S = 1.0
+
+    async def hold_refusal(self, verdict: Verdict) -> None:
+        """Answer a rate-limited request only after a pause (a tarpit).
+
+        Refusing costs little, but not nothing: one address at 2,000 refused requests a
+        second still took most of Rasa's event loop and tripled another customer's p99.
+        Held for a second, each of the flooder's connections makes one request a second;
+        an honest client over its limit waits about as long as ``Retry-After`` says anyway.
+        """
+        if verdict.reason != "rate_limited" or self._held >= self.MAX_HELD:
+            return
+        self._held += 1
+        try:
+            await asyncio.sleep(min(self.HOLD_S, max(verdict.retry_after, 0.1)))
+        finally:
+            self._held -= 1
+
     async def admit(self, conversation: str, address: str | None, raw: Any) -> Verdict:
         """Check text, then the rate limits; raises ``RedisError`` if Redis is unreachable."""
         verdict = self.check_text(raw)
         if not verdict.ok:
             return verdict
-        checks = [self.senders.hit(conversation)]
-        if address:
-            checks.append(self.addresses.hit(address))
-        for decision in await asyncio.gather(*checks):
+        # The address first: a flood from one address is then refused from memory
+        # (RateLimiter remembers refusals) without spending a sender's allowance.
+        checks = [(self.addresses, address)] if address else []
+        checks.append((self.senders, conversation))
+        for limiter, key in checks:
+            decision = await limiter.hit(key)
             if not decision.allowed:
                 seconds = max(1, round(decision.retry_after + 0.5))
                 language = script_language(verdict.text)
@@ -166,6 +193,7 @@ def guard_settings_from(settings: Any) -> GuardSettings:
         max_chars=settings.max_message_chars,
         per_sender=settings.rate_limit_sender,
         per_address=settings.rate_limit_address,
+        turns_per_address=settings.turns_per_address,
     )
 
 
@@ -219,7 +247,7 @@ class MessageLedger:
         self._renew: Any = redis.register_script(_RENEW)
 
     def key(self, conversation: str, message_id: str) -> str:
-        return f"channel:seen:{conversation}:{message_id[:64]}"
+        return f"channel:seen:{conversation}:{message_id[:200]}"
 
     async def begin(self, conversation: str, message_id: str) -> str:
         state = await self._begin(keys=[self.key(conversation, message_id)], args=[self.lease_ms, self.remember_s])
@@ -290,6 +318,45 @@ def current_agent() -> Any:
 
 
 OnMessage = Callable[[Any], Awaitable[Any]]
+
+
+class Busy(Exception):
+    """Too many turns from one client address are running or waiting: come back shortly."""
+
+
+class AddressSlots:
+    """At most ``per_address`` turns from one client address run at once; the next few wait
+    their turn (in order), more are refused with :class:`Busy`.
+
+    A rate limit alone does not protect other customers: Rasa serves one process's turns on
+    one event loop, so every turn in flight takes an equal share of it. Two hundred senders
+    from one address, each under their own limit, once made another customer's p99 17x
+    slower; one turn at a time per address keeps that address to its share. Per process:
+    replicas each grant their own slots.
+    """
+
+    def __init__(self, per_address: int = 1, max_waiting: int = 20) -> None:
+        self.per_address = per_address
+        self.max_waiting = max_waiting
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._users: dict[str, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, address: str | None) -> AsyncIterator[None]:
+        if not address:
+            yield
+            return
+        if self._users.get(address, 0) >= self.per_address + self.max_waiting:
+            raise Busy(address)
+        slot = self._slots.setdefault(address, asyncio.Semaphore(self.per_address))
+        self._users[address] = self._users.get(address, 0) + 1
+        try:
+            async with slot:
+                yield
+        finally:
+            self._users[address] -= 1
+            if not self._users[address]:
+                del self._users[address], self._slots[address]
 
 
 class InOrder:

@@ -11,9 +11,10 @@ Both products deliver webhooks the same way, so the guarantees live here once:
   they stream in; malformed JSON is a 400 with a JSON error, never a 500.
 * **Each message once, none lost.** Meta redelivers a webhook that was not answered 200,
   sometimes while the first delivery is still running. :class:`Deduplicator` keeps an
-  in-flight marker (``SET NX`` with a short expiry) while a message is handled and a 24 h
-  "done" marker afterwards. A message is marked done only after Rasa handled it: if the
-  process dies half-way, the marker expires and Meta's redelivery is handled; a redelivery
+  in-flight marker under a lease the running turn renews, and a 24 h "done" marker
+  afterwards. A message is marked done only after Rasa stored it: if the process dies
+  half-way, the lease runs out within seconds and Meta's redelivery is handled (after a
+  look in the tracker, in case the message was stored just before the crash); a redelivery
   that arrives while the first is still running, or from a sender over the rate limit, is
   asked to come back later (429); a message that failed is answered 503.
 * **Sending never crashes a turn.** :class:`GraphApi` raises :class:`GraphApiError` with
@@ -31,11 +32,14 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 from rasa.core.channels.channel import OutputChannel, UserMessage
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -43,11 +47,14 @@ from sanic.response import HTTPResponse
 
 from bot.channels.guard import (
     ChannelGuard,
+    MessageLedger,
     check_text,
     clean_text,
     conversation_id,
+    current_agent,
     guard_settings_from,
     local_id,
+    stored_message_ids,
     strict_store_listener,
 )
 
@@ -57,8 +64,6 @@ MAX_BODY = 256 * 1024
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 SIGNATURE_PREFIX = "sha256="
 INVALID_SIGNATURE = "invalid or missing X-Hub-Signature-256"
-IN_FLIGHT_TTL = 120  # seconds a message may take before a redelivery may handle it again
-DONE_TTL = 24 * 3600  # Meta stops redelivering well within a day
 ONLY_TEXT = "Sorry, I can only read text messages for now. Please type your question."
 MORE_OPTIONS = "More options:"
 ELLIPSIS = "…"
@@ -186,54 +191,45 @@ def as_text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-class AsyncRedis(Protocol):
-    async def set(self, name: str, value: str, ex: int | None = None, nx: bool = False) -> Any: ...
-
-    async def get(self, name: str) -> Any: ...
-
-    async def delete(self, *names: str) -> Any: ...
-
-
 def seen_key(channel: str, message_id: str) -> str:
-    """``channel:seen:{channel}:{message_id}``: "in-flight" while handled, then "done"."""
-    return f"channel:seen:{channel}:{message_id}"
+    """``channel:seen:{channel}:{message_id}``: "in-flight" while handled, then "done"
+    (written by :class:`~bot.channels.guard.MessageLedger`, whose key this is)."""
+    return f"channel:seen:{channel}:{message_id[:200]}"
 
 
 class Deduplicator:
-    """Handles each Meta message id once, and only forgets it if handling failed."""
+    """Handles each Meta message id once, and counts it done only once Rasa stored it.
 
-    IN_FLIGHT = "in-flight"
-    DONE = "done"
+    A :class:`~bot.channels.guard.MessageLedger` under the channel's name: "in flight"
+    under a lease the running turn renews, "done" afterwards. If the process dies mid-turn
+    the lease runs out within seconds (not minutes), and the redelivery first looks in the
+    tracker, since the message may have been stored just before the crash.
+    """
 
-    def __init__(
-        self, redis: AsyncRedis, channel: str, in_flight_ttl: int = IN_FLIGHT_TTL, done_ttl: int = DONE_TTL
-    ) -> None:
+    IN_FLIGHT = MessageLedger.IN_FLIGHT
+    DONE = MessageLedger.DONE
+    STALE = MessageLedger.STALE
+
+    def __init__(self, redis: Redis, channel: str, lease_s: float = 10.0) -> None:
         self.redis = redis
         self.channel = channel
-        self.in_flight_ttl = in_flight_ttl
-        self.done_ttl = done_ttl
+        self.ledger = MessageLedger(redis, channel, lease_s=lease_s)
 
     async def claim(self, message_id: str) -> str | None:
-        """``None`` when this caller now owns the message, else its state: in-flight or done."""
-        key = seen_key(self.channel, message_id)
-        if await self.redis.set(key, self.IN_FLIGHT, ex=self.in_flight_ttl, nx=True):
-            return None
-        state = await self.redis.get(key)
-        if isinstance(state, bytes):
-            state = state.decode()
-        return state or self.IN_FLIGHT  # expired in between: let the next delivery try
+        """``None`` when this caller now owns a new message; ``stale`` when it owns one an
+        earlier attempt may have stored; else ``in-flight`` or ``done``."""
+        state = await self.ledger.begin(self.channel, message_id)
+        return None if state == MessageLedger.NEW else state
 
     async def done(self, message_id: str) -> None:
-        await self.redis.set(seen_key(self.channel, message_id), self.DONE, ex=self.done_ttl)
+        await self.ledger.done(self.channel, message_id)
 
     async def release(self, message_id: str) -> None:
         """Forget a message whose handling failed, so Meta's redelivery is handled."""
-        try:
-            await self.redis.delete(seen_key(self.channel, message_id))
-        except RedisError:
-            log.exception(
-                "cannot release %s message %s; it is retried once its marker expires", self.channel, message_id
-            )
+        await self.ledger.forget(self.channel, message_id)
+
+    def holding(self, message_id: str, work: Awaitable[Any]) -> Awaitable[Any]:
+        return self.ledger.holding(self.channel, message_id, work)
 
 
 def redis_for_channels() -> Redis:
@@ -241,8 +237,18 @@ def redis_for_channels() -> Redis:
     from bot.settings import load_settings
 
     address = load_settings().redis
+    # A command on a connection Redis dropped (it restarted) is retried on a fresh one, and
+    # commands time out instead of hanging: the customer gets "try again", never a stall.
     return Redis(
-        host=address.host, port=address.port, db=address.db, password=address.password or None, ssl=address.use_ssl
+        host=address.host,
+        port=address.port,
+        db=address.db,
+        password=address.password or None,
+        ssl=address.use_ssl,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+        retry_on_error=[RedisConnectionError],
     )
 
 
@@ -310,11 +316,16 @@ async def _deliver_one(
 ) -> bool:
     """False when another delivery of the same message is still in flight, or the sender
     is over their rate limit (Meta delivers it again later: nothing is lost)."""
+    conversation = conversation_id(channel, message.sender_id)
     state = await dedupe.claim(message.message_id)
-    if state is not None:
+    if state in (Deduplicator.IN_FLIGHT, Deduplicator.DONE):
         log.info("%s message %s already %s; not handled again", channel, message.message_id, state)
         return state == Deduplicator.DONE
-    conversation = conversation_id(channel, message.sender_id)
+    if state == Deduplicator.STALE and message.message_id in await stored_message_ids(
+        current_agent().tracker_store, conversation
+    ):
+        await dedupe.done(message.message_id)  # stored just before a crash: not again
+        return True
     try:
         if message.text is None:
             log.info(
@@ -338,7 +349,7 @@ async def _deliver_one(
                     message_id=message.message_id,
                     metadata=message.metadata(),
                 )
-                await on_new_message(user_message)
+                await dedupe.holding(message.message_id, on_new_message(user_message))
     except BaseException:
         await dedupe.release(message.message_id)
         raise

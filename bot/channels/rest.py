@@ -34,6 +34,7 @@ from sanic.response import HTTPResponse
 
 from bot.channels.guard import (
     TRY_AGAIN,
+    Busy,
     ChannelGuard,
     MessageLedger,
     clean_text,
@@ -116,9 +117,14 @@ class RestInput(InputChannel):
                 if verdict.reason == "too_long":
                     return _error(413, verdict.reply)
                 if verdict.reason == "rate_limited":
+                    await self.guard.hold_refusal(verdict)
                     return _error(429, verdict.reply, **{"Retry-After": verdict.retry_after_header})
                 return _error(400, "'message' must be a string with some text")
-            return await self.handle(conversation, verdict.text, message_id, body, on_new_message)
+            try:
+                async with self.guard.slots.turn(request.ip):
+                    return await self.handle(conversation, verdict.text, message_id, body, on_new_message)
+            except Busy:
+                return _error(429, "too many messages from your address at once", **{"Retry-After": "1"})
 
         blueprint.add_route(health, "/", methods=["GET"])
         blueprint.add_route(receive, "/webhook", methods=["POST"], stream=True)

@@ -45,6 +45,7 @@ from sanic.request import Request
 
 from bot.channels.guard import (
     TRY_AGAIN,
+    Busy,
     ChannelGuard,
     InOrder,
     MessageLedger,
@@ -200,6 +201,7 @@ class WebchatInput(SocketIOInput):
                 answer: dict[str, Any] = {"ok": False, "error": verdict.reply, "reason": verdict.reason}
                 if verdict.reason == "rate_limited":
                     answer["retry_after"] = max(1.0, verdict.retry_after)
+                    await guard.hold_refusal(verdict)  # in this socket's turn: it waits too
                 return answer
             client_id = data.get("client_id")
             client_id = clean_text(client_id)[:64] or None if isinstance(client_id, str) else None
@@ -216,7 +218,8 @@ class WebchatInput(SocketIOInput):
             )
             try:
                 if client_id is None:
-                    await on_new_message(message)
+                    async with guard.slots.turn(session.get("address")):
+                        await on_new_message(message)
                     return {"ok": True}
                 state = await ledger.begin(conversation, client_id)
                 if state == MessageLedger.DONE:
@@ -228,8 +231,13 @@ class WebchatInput(SocketIOInput):
                 ):
                     await ledger.done(conversation, client_id)
                     return {"ok": True, "duplicate": True}
-                await ledger.holding(conversation, client_id, on_new_message(message))
+                async with guard.slots.turn(session.get("address")):
+                    await ledger.holding(conversation, client_id, on_new_message(message))
                 await ledger.done(conversation, client_id)
+            except Busy:
+                if client_id is not None:
+                    await ledger.forget(conversation, client_id)
+                return {"ok": False, "error": "busy", "reason": "rate_limited", "retry_after": 1}
             except Exception:
                 log.exception("webchat: message for %s not stored; the widget will send it again", conversation)
                 if client_id is not None:

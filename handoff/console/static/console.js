@@ -480,7 +480,14 @@ async function sendReply() {
   const text = input.value.trim();
   if (!text || !isMine(state.chat)) return;
   const id = state.openId;
-  if (await chatAction('reply', { text })) {
+  // Sending again after an error reuses the reply's id, so a reply that did go out the
+  // first time (only the confirmation was lost) is not delivered twice.
+  const pending = state.pendingReply;
+  const rid = pending && pending.chat === id && pending.text === text
+    ? pending.rid : `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 12)}`;
+  state.pendingReply = { chat: id, text, rid };
+  if (await chatAction('reply', { text, id: rid })) {
+    state.pendingReply = null;
     if (state.openId === id && input.value.trim() === text) input.value = '';
     input.focus();
   }
