@@ -28,8 +28,9 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: setup
+bench: model
 	$(PY) bench/kb_match.py
+	$(PY) bench/flood.py --write
 
 # Refresh the README's screenshots from the browser tests.
 screenshots: model

@@ -11,9 +11,6 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActionExecuted, ConversationPaused, FollowupAction, Restarted, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from actions.escalation import LANGUAGE_SLOT, REASON_SLOT, SCORES_SLOT, customer_language, decide
 from actions.faq import STORE
@@ -36,16 +33,7 @@ def redis() -> Redis:
     global _redis
     if _redis is None:
         address = _settings.redis
-        _redis = Redis(
-            host=address.host,
-            port=address.port,
-            db=address.db,
-            password=address.password or None,
-            socket_connect_timeout=2,
-            socket_timeout=5,
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),  # a connection Redis dropped
-            retry_on_error=[RedisConnectionError],
-        )
+        _redis = address.client()
     return _redis
 
 

@@ -23,6 +23,8 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from actions.handoff import redis as handoff_redis
+from bot.channels.guard import store_health
 from bot.settings import SettingsError, load_settings
 
 OPEN_PATHS = frozenset({"/health"})
@@ -48,6 +50,10 @@ def create_app(token: str, actions_package: str = "actions") -> Sanic:
     @app.middleware("request")
     async def require_token(request: Request) -> HTTPResponse | None:
         if request.path in OPEN_PATHS and request.method in ("GET", "HEAD"):
+            # Health tells the truth: the handoff actions need Redis (the queue).
+            ok, reason = await store_health(handoff_redis())
+            if not ok:
+                return response.json({"status": "down", "reason": reason}, status=503)
             return None
         if authorized(request.headers.get("authorization", ""), token):
             return None

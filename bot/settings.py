@@ -25,6 +25,8 @@ from bot.kb.matcher import MatchSettings
 from bot.ratelimit import Limit, parse_limit
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis as AsyncRedis
+
     from bot.frustration import FrustrationSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +74,29 @@ class RedisAddress:
             db=int(db),
             password=parsed.password or "",
             use_ssl=parsed.scheme == "rediss",
+        )
+
+    def client(self, timeout: float = 5.0) -> AsyncRedis:
+        """The one way our processes open Redis (``redis.asyncio``, no connection until used).
+
+        Commands time out instead of hanging, and a command on a connection Redis dropped
+        (it restarted) is retried on a fresh one, so a Redis restart costs no request.
+        """
+        from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialBackoff
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        return Redis(
+            host=self.host,
+            port=self.port,
+            db=self.db,
+            password=self.password or None,
+            ssl=self.use_ssl,
+            socket_connect_timeout=2,
+            socket_timeout=timeout,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+            retry_on_error=[RedisConnectionError],
         )
 
     @property

@@ -314,9 +314,7 @@ async def _main(args: argparse.Namespace) -> int:
     from bot.settings import load_settings
 
     address = load_settings().redis
-    redis = Redis(
-        host=address.host, port=address.port, db=address.db, password=address.password or None, ssl=address.use_ssl
-    )
+    redis = address.client()
     try:
         await redis.ping()
     except Exception:

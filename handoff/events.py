@@ -159,38 +159,6 @@ class EventConsumer:
             if start in (b"0-0", "0-0") or not entries:
                 return
 
-    async def _drain_own_pending(self) -> None:
-        """Re-handle what this consumer had read but not acknowledged before it stopped.
-
-        Walks forward from the last id seen, so an entry that fails again stays pending
-        (for the next start, or another replica's claim) without blocking the rest.
-        """
-        start: bytes | str = "0"
-        while True:
-            reply = await self.redis.xreadgroup(self.group, self.consumer, {self.stream: start}, count=100)
-            entries = reply[0][1] if reply else []
-            if not entries:
-                return
-            for entry_id, fields in entries:
-                start = entry_id
-                if fields:
-                    await self._handle(entry_id, fields)
-                else:  # trimmed from the stream while pending: nothing left to deliver
-                    await self.redis.xack(self.stream, self.group, entry_id)
-
-    async def _claim_abandoned(self) -> None:
-        start = "0-0"
-        while True:
-            reply = await self.redis.xautoclaim(
-                self.stream, self.group, self.consumer, self.claim_idle_ms, start_id=start, count=100
-            )
-            start, entries = reply[0], reply[1]
-            for entry_id, fields in entries:
-                if fields:
-                    await self._handle(entry_id, fields)
-            if start in (b"0-0", "0-0") or not entries:
-                return
-
     async def run(self) -> None:
         """Follow the stream until cancelled, through any number of Redis outages."""
         self._running, self._last_read = True, asyncio.get_running_loop().time()

@@ -647,14 +647,7 @@ async def _main(args: argparse.Namespace) -> int:
     from bot.settings import load_settings
 
     address = load_settings().redis
-    redis = Redis(
-        host=address.host,
-        port=address.port,
-        db=address.db,
-        password=address.password or None,
-        ssl=address.use_ssl,
-        socket_timeout=30,
-    )
+    redis = address.client(timeout=30)
     try:
         try:
             await redis.ping()

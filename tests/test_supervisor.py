@@ -327,8 +327,11 @@ def _listeners(port: int) -> set[str]:
 
 
 @pytest.fixture
-def action_server(tmp_path: Path) -> Iterator[tuple[Settings, Process]]:
-    settings = _settings(tmp_path)
+def action_server(tmp_path: Path, redis_server: int) -> Iterator[tuple[Settings, Process]]:
+    from tests.stack import REDIS_TEST_PASSWORD
+
+    # Its /health is 200 only while it reaches Redis (the handoff queue lives there).
+    settings = _settings(tmp_path, REDIS_URL=f"redis://:{REDIS_TEST_PASSWORD}@127.0.0.1:{redis_server}/13")
     process = action_server_process(settings, tmp_path / "log")
     process.start()
     try:

@@ -320,6 +320,17 @@ def current_agent() -> Any:
 OnMessage = Callable[[Any], Awaitable[Any]]
 
 
+async def store_health(redis: Redis) -> tuple[bool, str]:
+    """Whether this process can reach Redis, where every message is stored; a channel's
+    health endpoint answers 503 with the reason when it cannot (no "ok" while messages
+    would be refused)."""
+    try:
+        await asyncio.wait_for(redis.ping(), 2)
+    except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        return False, f"redis unreachable: {exc.__class__.__name__}"
+    return True, "ok"
+
+
 class Busy(Exception):
     """Too many turns from one client address are running or waiting: come back shortly."""
 

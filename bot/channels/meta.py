@@ -37,9 +37,6 @@ from typing import Any
 import aiohttp
 from rasa.core.channels.channel import OutputChannel, UserMessage
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -54,6 +51,7 @@ from bot.channels.guard import (
     current_agent,
     guard_settings_from,
     local_id,
+    store_health,
     stored_message_ids,
     strict_store_listener,
 )
@@ -236,20 +234,7 @@ def redis_for_channels() -> Redis:
     """The Rasa process's Redis (``REDIS_URL``); no connection is opened until first use."""
     from bot.settings import load_settings
 
-    address = load_settings().redis
-    # A command on a connection Redis dropped (it restarted) is retried on a fresh one, and
-    # commands time out instead of hanging: the customer gets "try again", never a stall.
-    return Redis(
-        host=address.host,
-        port=address.port,
-        db=address.db,
-        password=address.password or None,
-        ssl=address.use_ssl,
-        socket_connect_timeout=2,
-        socket_timeout=5,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
-        retry_on_error=[RedisConnectionError],
-    )
+    return load_settings().redis.client()
 
 
 class RetryLater(Exception):
@@ -565,7 +550,8 @@ def webhook_blueprint(
     strict_store_listener(blueprint)
 
     async def health(request: Request) -> HTTPResponse:
-        return response.json({"status": "ok"})
+        ok, reason = await store_health(redis)
+        return response.json({"status": "ok" if ok else "down", "reason": reason}, status=200 if ok else 503)
 
     async def verify(request: Request) -> HTTPResponse:
         return verification_response(request, verify_token, channel)

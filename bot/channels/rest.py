@@ -41,6 +41,7 @@ from bot.channels.guard import (
     conversation_id,
     current_agent,
     guard_settings_from,
+    store_health,
     stored_message_ids,
     strict_store_listener,
 )
@@ -88,7 +89,8 @@ class RestInput(InputChannel):
         strict_store_listener(blueprint)
 
         async def health(request: Request) -> HTTPResponse:
-            return response.json({"status": "ok"})
+            ok, reason = await store_health(self.guard.senders.redis)
+            return response.json({"status": "ok" if ok else "down", "reason": reason}, status=200 if ok else 503)
 
         async def receive(request: Request) -> HTTPResponse:
             given = bearer_token(request)
