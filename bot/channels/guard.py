@@ -93,6 +93,23 @@ def clean_text(text: str) -> str:
     return _CONTROL.sub(" ", text).strip()
 
 
+# What a client may say about its own message; everything else a client sends is dropped,
+# so no client can give itself a field the bot trusts (an "agent" name, a VIP flag).
+CLIENT_METADATA = {"customer_name": 100, "button_title": 200, "client_id": 64}
+
+
+def client_metadata(raw: Any) -> dict[str, str]:
+    """The known, cleaned, bounded fields of a client's message metadata."""
+    if not isinstance(raw, dict):
+        return {}
+    kept = {}
+    for key, limit in CLIENT_METADATA.items():
+        value = raw.get(key)
+        if isinstance(value, str) and (value := clean_text(value)[:limit]):
+            kept[key] = value
+    return kept
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What a channel does with a message: pass ``text`` on, or answer ``reply``."""

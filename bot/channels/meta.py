@@ -47,6 +47,7 @@ from bot.channels.guard import (
     MessageLedger,
     check_text,
     clean_text,
+    client_metadata,
     conversation_id,
     current_agent,
     guard_settings_from,
@@ -174,7 +175,7 @@ class Inbound:
     customer_name: str | None = None
 
     def metadata(self) -> dict[str, Any]:
-        return {"customer_name": self.customer_name} if self.customer_name else {}
+        return client_metadata({"customer_name": self.customer_name})
 
 
 def as_dict(value: Any) -> dict[str, Any]:

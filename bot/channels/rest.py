@@ -38,6 +38,7 @@ from bot.channels.guard import (
     ChannelGuard,
     MessageLedger,
     clean_text,
+    client_metadata,
     conversation_id,
     current_agent,
     guard_settings_from,
@@ -141,7 +142,7 @@ class RestInput(InputChannel):
         on_new_message: Callable[[UserMessage], Awaitable[Any]],
     ) -> HTTPResponse:
         collector = CollectingOutputChannel()
-        metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        metadata = client_metadata(body.get("metadata"))
         message = UserMessage(
             text,
             collector,

@@ -50,13 +50,14 @@ from bot.channels.guard import (
     InOrder,
     MessageLedger,
     clean_text,
+    client_metadata,
     current_agent,
     guard_settings_from,
     stored_message_ids,
     strict_store_listener,
 )
 from bot.channels.meta import redis_for_channels
-from bot.ratelimit import Limit, RateLimiter
+from bot.ratelimit import RateLimiter
 from bot.settings import ROOT, load_settings
 from bot.transcript import transcript
 
@@ -65,9 +66,6 @@ log = logging.getLogger(__name__)
 CHANNEL = "webchat"
 SESSION_ID = re.compile(r"^webchat:[0-9a-f]{32}$")
 MAX_FRAME = 64 * 1024  # the largest socket.io packet accepted; a message is capped far below
-# New sessions and resumes per client address: a page load is one; a script minting
-# thousands of sessions is not a customer.
-SESSION_LIMIT = Limit(burst=30, per_minute=120)
 MESSAGE_KEYS = ("text", "buttons", "quick_replies", "image", "attachment", "custom", "agent", "timestamp")
 WIDGET = ROOT / "widget"
 ASSETS: dict[str, tuple[Path, str]] = {
@@ -154,10 +152,12 @@ class WebchatInput(SocketIOInput):
         redis = redis_for_channels()
         guard = ChannelGuard(redis, CHANNEL, guard_settings_from(settings))
         ledger = MessageLedger(redis, CHANNEL)
-        session_limit = RateLimiter(redis, "webchat:session", SESSION_LIMIT)
+        # New sessions and resumes per client address, counted like messages: a page load is
+        # one; a script minting thousands of sessions is not a customer.
+        session_limit = RateLimiter(redis, "webchat:session", settings.rate_limit_address)
         in_order = InOrder()
 
-        async def session_request(sid: str, data: dict | None) -> None:
+        async def session_request(sid: str, data: dict | None = None, *_: Any) -> None:
             data = data if isinstance(data, dict) else {}
             address = _client_address(sio.get_environ(sid, namespace=self.namespace))
             try:
@@ -181,7 +181,7 @@ class WebchatInput(SocketIOInput):
             turns = await self.history(session_id) if resumed else []
             await sio.emit("history", {"messages": turns}, room=sid, namespace=self.namespace)
 
-        async def user_message(sid: str, data: dict | None) -> dict[str, Any]:
+        async def user_message(sid: str, data: dict | None = None, *_: Any) -> dict[str, Any]:
             if in_order.busy(sid):
                 return {"ok": False, "error": "too many messages at once", "reason": "rate_limited", "retry_after": 2}
             async with in_order.turn(sid):
@@ -205,8 +205,7 @@ class WebchatInput(SocketIOInput):
                 return answer
             client_id = data.get("client_id")
             client_id = clean_text(client_id)[:64] or None if isinstance(client_id, str) else None
-            metadata = data.get(self.metadata_key)
-            metadata = {k: v for k, v in metadata.items() if isinstance(k, str)} if isinstance(metadata, dict) else {}
+            metadata = client_metadata(data.get(self.metadata_key))
             output = WebchatOutput(sio, self.bot_message_evt)
             message = UserMessage(
                 verdict.text,

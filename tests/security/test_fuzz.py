@@ -144,3 +144,90 @@ def test_meta_webhooks_survive_fuzzing(stack: Stack, http: requests.Session, cha
             assert answer.status_code == 403
 
     case()
+
+
+webchat_events = st.one_of(
+    st.tuples(st.just("user_uttered"), json_values),
+    st.tuples(
+        st.just("user_uttered"),
+        st.fixed_dictionaries(
+            {"message": st.one_of(hostile_text, json_values)},
+            optional={
+                "client_id": st.one_of(hostile_text, st.integers()),
+                "session_id": hostile_text,
+                "metadata": json_values,
+                "customData": json_values,
+            },
+        ),
+    ),
+    st.tuples(st.just("session_request"), json_values),
+    st.tuples(
+        st.just("session_request"),
+        st.fixed_dictionaries(
+            {"session_id": st.one_of(hostile_text, st.none()), "token": st.one_of(hostile_text, st.none())}
+        ),
+    ),
+)
+
+
+def test_webchat_socket_survives_fuzzing(stack: Stack) -> None:
+    """Arbitrary events on one widget socket: every message is answered with a well-formed
+    acknowledgement, the socket stays up, and a refused message stores nothing."""
+    import asyncio
+
+    import socketio
+
+    loop = asyncio.new_event_loop()
+    sio = socketio.AsyncClient(reconnection=False)
+    confirmed: list[dict] = []
+    refused: list[dict] = []
+    sio.on("session_confirm", lambda data: confirmed.append(data))
+    sio.on("session_refused", lambda data: refused.append(data))
+
+    async def connect() -> None:
+        await sio.connect(stack.settings.rasa_url, socketio_path="/socket.io", transports=["websocket"])
+        await sio.emit("session_request", {})
+        for _ in range(100):
+            if confirmed:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError("no session_confirm")
+
+    loop.run_until_complete(connect())
+    try:
+        redis = stack.redis_client()
+
+        def stored() -> tuple[int, int]:
+            """Customer messages stored in this socket's conversation, and dedup markers.
+            (Not the stream's length: a handoff an earlier case caused appends events of
+            its own, a moment later.)"""
+            raw = redis.get(f"brightline:tracker:{confirmed[-1]['session_id']}")
+            users = sum(e.get("event") == "user" for e in json.loads(raw)["events"]) if raw else 0
+            return users, sum(1 for _ in redis.scan_iter("channel:seen:webchat:*", count=1000))
+
+        @FUZZ
+        @given(event=webchat_events)
+        def case(event: tuple[str, Any]) -> None:
+            name, data = event
+            before = stored()
+            if name == "session_request":  # always answered: confirmed (new or resumed) or refused
+                answered = len(confirmed) + len(refused)
+                loop.run_until_complete(sio.emit(name, data))
+                for _ in range(100):
+                    if len(confirmed) + len(refused) > answered:
+                        return
+                    loop.run_until_complete(asyncio.sleep(0.05))
+                raise AssertionError(f"session_request {data!r} got no answer")
+            ack = loop.run_until_complete(sio.call(name, data, timeout=20))
+            assert isinstance(ack, dict) and isinstance(ack.get("ok"), bool), ack
+            if not ack["ok"]:
+                assert isinstance(ack.get("error"), str) and ack["error"], ack
+                if ack.get("reason") != "rate_limited":
+                    assert stored() == before, ("a refused message changed state", repr(data)[:300])
+            assert sio.connected
+
+        case()
+        assert confirmed and all(str(c["session_id"]).startswith("webchat:") for c in confirmed)
+    finally:
+        loop.run_until_complete(sio.disconnect())
+        loop.close()

@@ -17,6 +17,7 @@ from bot.channels.guard import (
     MessageLedger,
     check_text,
     clean_text,
+    client_metadata,
     conversation_id,
     local_id,
 )
@@ -151,3 +152,18 @@ def test_a_sender_over_the_limit_hears_when_to_come_back(redis_port: int) -> Non
     verdicts = run(redis_port, scenario)
     assert [v.ok for v in verdicts] == [True, True, False]
     assert verdicts[2].reason == "rate_limited" and verdicts[2].retry_after > 5 and "wait" in verdicts[2].reply
+
+
+def test_a_client_says_only_what_it_may_about_its_message() -> None:
+    # Found by fuzzing: metadata holding a lone surrogate made every save of the tracker
+    # fail, so the widget was told "try again" for ever; and a client could set any field.
+    raw = {
+        "customer_name": " Zoë\ud800 ",
+        "button_title": "x" * 500,
+        "agent": "alice",
+        "vip": True,
+        "\ud85f": {"nested": ["\ud82e"]},
+        "client_id": 7,
+    }
+    assert client_metadata(raw) == {"customer_name": "Zoë\ufffd", "button_title": "x" * 200}
+    assert client_metadata(None) == {} and client_metadata(["customer_name"]) == {}
