@@ -1,0 +1,1 @@
+"""Understanding a customer's message: the sentence encoder and what reads its vectors."""

