@@ -30,6 +30,7 @@ format: setup
 
 bench: model
 	$(PY) bench/kb_match.py
+	$(PY) bench/encoder.py
 	$(PY) bench/flood.py --write
 
 # Refresh the README's screenshots from the browser tests.
