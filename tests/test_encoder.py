@@ -63,3 +63,21 @@ def test_a_model_that_is_not_the_pinned_one_is_refused(tmp_path: Path) -> None:
         Encoder(path=tampered)
     with pytest.raises(EncoderError, match="missing"):
         Encoder(path=tmp_path / "absent.bin")
+
+
+def test_saved_vectors_spare_the_next_start_the_work(tmp_path: Path) -> None:
+    texts = ["how do I pay my bill?", "где мой заказ?", "ინტერნეტი არ მუშაობს"]
+    first = Encoder()
+    vectors = first.embed(texts)
+    saved = tmp_path / "vectors.npz"
+    assert first.save_cache(saved) >= 3
+    assert saved.stat().st_mode & 0o777 == 0o600
+    second = Encoder()
+    assert second.load_cache(saved) >= 3
+    assert np.array_equal(second.embed(texts), vectors) and second.computed == 0
+    # A broken or foreign file is ignored, never trusted.
+    saved.write_bytes(b"not numpy")
+    third = Encoder()
+    assert third.load_cache(saved) == 0 and third.load_cache(tmp_path / "absent.npz") == 0
+    third.embed(texts[:1])
+    assert third.computed == 1

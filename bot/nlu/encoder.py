@@ -112,6 +112,44 @@ class Encoder:
     def embed_one(self, text: str) -> np.ndarray:
         return self.embed([text])[0]
 
+    def save_cache(self, path: Path) -> int:
+        """Write the cached vectors (keys are text hashes, not texts) for the next start.
+
+        A cold build of a large knowledge base takes minutes on two cores
+        (docs/benchmarks.md); with this file a restart embeds only what changed. Written
+        to a temporary file and renamed, 0600, so a crash never leaves half a file.
+        """
+        with self._lock:
+            keys = np.frombuffer(b"".join(self._cache), dtype=np.uint8).reshape(-1, 16)
+            vectors = np.stack(list(self._cache.values())) if self._cache else np.empty((0, self.dim), np.float32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, keys=keys, vectors=vectors, model=np.frombuffer(MODEL_SHA256.encode(), np.uint8))
+        os.replace(temporary, path)
+        return len(keys)
+
+    def load_cache(self, path: Path) -> int:
+        """Take vectors saved by :meth:`save_cache` for this same model; anything else
+        (missing, unreadable, another model) is ignored: the vectors are computed again."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if bytes(data["model"]).decode() != MODEL_SHA256:
+                    return 0
+                keys, vectors = data["keys"], data["vectors"]
+        except (OSError, ValueError, KeyError):
+            return 0
+        if keys.ndim != 2 or keys.shape[1] != 16 or vectors.shape != (len(keys), self.dim):
+            return 0
+        with self._lock:
+            for key, vector in zip(keys, vectors.astype(np.float32), strict=True):
+                vector.setflags(write=False)
+                self._cache.setdefault(key.tobytes(), vector)
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return len(keys)
+
 
 @lru_cache(maxsize=1)
 def get_encoder() -> Encoder:
