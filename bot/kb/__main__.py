@@ -4,6 +4,8 @@
 ``python -m bot.kb match [--kb DIR]``  one query per stdin line -> one JSON object per line
 (a stable contract: ``query``, ``decision``, ``id``, ``score``, ``candidates``).
 ``python -m bot.kb nlu [--kb DIR] [--out FILE]``  write Rasa NLU examples generated from the KB.
+``python -m bot.kb eval FILE [--kb DIR] [--json]``  how well labelled questions are answered
+(``query, expected_id`` CSV, ``none`` = not covered); see bot/kb/evaluate.py.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+from bot.kb.evaluate import EvalFileError, evaluate, format_report, read_cases
 from bot.kb.loader import kb_files, load_dir, load_or_report
 from bot.kb.matcher import Matcher
 from bot.kb.nlu import nlu_yaml
@@ -43,6 +46,20 @@ def _match(directory: Path) -> int:
     return 0
 
 
+def _eval(directory: Path, cases_file: Path, as_json: bool) -> int:
+    kb = load_or_report(directory, sys.stderr)
+    if kb is None:
+        return 2
+    try:
+        cases = read_cases(cases_file, (entry.id for entry in kb.entries))
+    except EvalFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report = evaluate(Matcher(kb, load_settings().match), cases)
+    print(json.dumps(report.as_json(), ensure_ascii=False, indent=2) if as_json else format_report(report))
+    return 0
+
+
 def _nlu(directory: Path, out: Path | None) -> int:
     kb, problems = load_dir(directory)
     for problem in problems:
@@ -65,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("dir", nargs="?", type=Path, help="folder of .yml files (default: KB_DIR or data/faq)")
     match = commands.add_parser("match", help="match stdin queries, one JSON line each")
     match.add_argument("--kb", type=Path, help="folder of .yml files (default: KB_DIR or data/faq)")
+    evaluation = commands.add_parser("eval", help="accuracy, coverage and confusions on labelled questions")
+    evaluation.add_argument("file", type=Path, help="CSV of query, expected_id (none = not covered)")
+    evaluation.add_argument("--kb", type=Path, help="folder of .yml files (default: KB_DIR or data/faq)")
+    evaluation.add_argument("--json", action="store_true", help="print the figures as JSON")
     nlu = commands.add_parser("nlu", help="write NLU training examples generated from the KB")
     nlu.add_argument("--kb", type=Path)
     nlu.add_argument("--out", type=Path)
@@ -78,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         return _check(args.dir or default_dir)
     if args.command == "match":
         return _match(args.kb or default_dir)
+    if args.command == "eval":
+        return _eval(args.kb or default_dir, args.file, args.json)
     return _nlu(args.kb or default_dir, args.out)
 
 
