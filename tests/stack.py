@@ -208,6 +208,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_server: int, graph_api
             process.stop()
 
 
+def listening(port: int) -> set[str]:
+    """Local addresses listening on ``port`` (hex, as /proc/net/tcp* writes them):
+    ``{"0100007F"}`` is 127.0.0.1 alone, nothing on 0.0.0.0 or ::."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            local, state = row.split()[1], row.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
 def new_sender() -> str:
     """A REST sender name (its conversation id is ``rest:{name}``)."""
     return f"test-{uuid.uuid4().hex[:12]}"

@@ -41,6 +41,7 @@ from bot.processes import (
 from bot.settings import Settings, SettingsError, load_settings
 from bot.supervisor import RestartPolicy, State, Supervisor
 from tests.conftest import ROOT
+from tests.stack import listening
 
 NO_FILE = Path("/nonexistent/.env")
 FAST = RestartPolicy(first_delay=0.2, max_delay=0.8, reset_after=0.6, start_timeout=30)
@@ -314,18 +315,6 @@ def _status(method: str, url: str, headers: dict[str, str] | None = None, body: 
         return exc.code
 
 
-def _listeners(port: int) -> set[str]:
-    """Local addresses listening on ``port`` (hex, as /proc/net/tcp* writes them)."""
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for row in Path(table).read_text().splitlines()[1:]:
-            local, state = row.split()[1], row.split()[3]
-            address, _, hex_port = local.partition(":")
-            if state == "0A" and int(hex_port, 16) == port:
-                found.add(address)
-    return found
-
-
 @pytest.fixture
 def action_server(tmp_path: Path, redis_server: int) -> Iterator[tuple[Settings, Process]]:
     from tests.stack import REDIS_TEST_PASSWORD
@@ -355,7 +344,7 @@ def test_action_server_refuses_calls_without_the_token_and_listens_on_loopback_o
     assert _status("POST", f"{base}/webhook", json_type, forged) == 403
     assert _status("POST", f"{base}/webhook", {**json_type, "Authorization": "Bearer guess"}, forged) == 403
     assert _status("GET", f"{base}/actions") == 403
-    assert _listeners(settings.action_port) == {"0100007F"}  # 127.0.0.1, nothing on 0.0.0.0 or ::
+    assert listening(settings.action_port) == {"0100007F"}  # 127.0.0.1, nothing on 0.0.0.0 or ::
 
     # Rasa, configured by endpoints.yml with the variables make run gives it, gets through.
     for name, value in rasa_env(settings).items():

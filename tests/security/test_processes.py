@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import stat
 import uuid
-from pathlib import Path
 
 import pytest
 import redis
@@ -13,18 +12,7 @@ import requests
 
 from handoff import keys
 from tests.e2e.conftest import Stack
-
-
-def _listening(port: int) -> set[str]:
-    """Local addresses listening on ``port`` (hex, as /proc/net/tcp* writes them)."""
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for row in Path(table).read_text().splitlines()[1:]:
-            local, state = row.split()[1], row.split()[3]
-            address, _, hex_port = local.partition(":")
-            if state == "0A" and int(hex_port, 16) == port:
-                found.add(address)
-    return found
+from tests.stack import listening
 
 
 def test_a_forged_action_call_cannot_queue_a_fake_vip_chat(stack: Stack) -> None:
@@ -41,12 +29,12 @@ def test_a_forged_action_call_cannot_queue_a_fake_vip_chat(stack: Stack) -> None
         answer = requests.post(url, data=json.dumps(forged), headers={"Content-Type": "application/json", **headers})
         assert answer.status_code == 403, headers  # not even Rasa's own API token opens it
     assert not stack.redis_client().exists(keys.chat(conversation))
-    assert _listening(stack.settings.action_port) == {"0100007F"}  # 127.0.0.1 only
+    assert listening(stack.settings.action_port) == {"0100007F"}  # 127.0.0.1 only
 
 
 @pytest.mark.parametrize("port_of", ["rasa_port", "handoff_port", "redis_port"])
 def test_every_process_listens_on_loopback_only(stack: Stack, port_of: str) -> None:
-    assert _listening(getattr(stack.settings, port_of)) == {"0100007F"}
+    assert listening(getattr(stack.settings, port_of)) == {"0100007F"}
 
 
 def test_redis_wants_its_password(stack: Stack) -> None:
