@@ -31,6 +31,8 @@ format: setup
 bench: model
 	$(PY) bench/kb_match.py
 	$(PY) bench/encoder.py
+	$(PY) bench/understanding.py
+	$(PY) bench/stack_latency.py
 	$(PY) bench/flood.py --write
 
 # Refresh the README's screenshots from the browser tests.

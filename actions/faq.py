@@ -8,15 +8,15 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.escalation import LANGUAGE_SLOT, customer_language, decide, escalate
+from actions.escalation import LANGUAGE_SLOT, customer_language, decide, escalate, message_vector
 from bot.frustration import Turn
-from bot.kb.matcher import ANSWER, NONE, Match
+from bot.kb.matcher import ANSWER, Match
 from bot.kb.reply import CHOICE_ENTITY, CHOICE_INTENT, LANGUAGE_ENTITY, answer, match_summary, reply_for
 from bot.kb.store import KnowledgeBaseStore
 from bot.settings import load_settings
 
 _settings = load_settings()
-STORE = KnowledgeBaseStore(_settings.kb_dir, _settings.match)
+STORE = KnowledgeBaseStore(_settings.kb_dir, _settings.match, save_vectors=True)
 
 
 class ActionAnswerFaq(Action):
@@ -30,16 +30,17 @@ class ActionAnswerFaq(Action):
         message = tracker.latest_message or {}
         chosen = next(tracker.get_latest_entity_values(CHOICE_ENTITY), None)
         entry = matcher.kb.get(chosen) if chosen else None
+        language = customer_language(tracker)
         if message.get("intent", {}).get("name") == CHOICE_INTENT and entry is not None:
             match = Match(query=message.get("text") or "", decision=ANSWER, id=entry.id, score=100.0)
-            reply = answer(entry, next(tracker.get_latest_entity_values(LANGUAGE_ENTITY), None))
+            language = next(tracker.get_latest_entity_values(LANGUAGE_ENTITY), None) or language
+            reply = answer(entry, language)
         else:
-            match = matcher.match(message.get("text") or "")
-            reply = reply_for(match, matcher.kb, customer_language(tracker))
+            match = matcher.match(message.get("text") or "", vector=message_vector(tracker))
+            reply = reply_for(match, matcher.kb, language)
         matched = matcher.kb.get(match.id) if match.id else None
         sensitive = bool(matched and matched.handoff and match.decision == ANSWER)
         decision = decide(tracker, matcher.kb, Turn("", match.decision, match.id, sensitive))
-        language = (match.language if match.decision != NONE else None) or customer_language(tracker)
         events = [SlotSet("kb_last_match", match_summary(match)), SlotSet(LANGUAGE_SLOT, language)]
         if decision.handoff and decision.reason != "sensitive_topic":
             return events + escalate(decision)

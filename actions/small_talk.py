@@ -21,6 +21,8 @@ REPLIES = {
     "affirm": "affirm",
     "deny": "deny",
     "bot_challenge": "iamabot",
+    "nonsense": "not_understood",
+    "out_of_scope": "out_of_scope",
 }
 
 
@@ -34,6 +36,6 @@ class ActionSmallTalk(Action):
             return escalate(decision)
         intent = (tracker.latest_message or {}).get("intent", {}).get("name")
         language = customer_language(tracker)
-        buttons = [human_button(language)] if intent == "deny" else []
+        buttons = [human_button(language)] if intent in ("deny", "nonsense", "out_of_scope") else []
         dispatcher.utter_message(text=say(REPLIES.get(intent, "not_understood"), language), buttons=buttons)
         return [SlotSet(LANGUAGE_SLOT, language)]

@@ -13,6 +13,10 @@ from typing import Any
 from bot.frustration import Decision, Turn
 from bot.kb.model import KnowledgeBase
 from bot.language import guess_language
+from bot.nlu.encoder import VECTOR_KEY, unpack_vector
+
+DIM = 384  # multilingual-e5-small; unpack_vector refuses anything else
+SMALL_TALK = ("greet", "goodbye", "thanks", "affirm", "deny", "bot_challenge", "nonsense")
 
 MATCH_SLOT = "kb_last_match"
 SUMMARY_TURNS = 8
@@ -44,6 +48,8 @@ def customer_turns(events: Sequence[dict[str, Any]], kb: KnowledgeBase | None = 
                 outcome=(match or {}).get("decision"),
                 entry_id=entry_id,
                 sensitive=bool(entry and entry.handoff and (match or {}).get("decision") == "answer"),
+                vector=_vector(pending),
+                tone=((pending.get("parse_data") or {}).get("intent") or {}).get("name") not in SMALL_TALK,
             )
         )
 
@@ -57,6 +63,12 @@ def customer_turns(events: Sequence[dict[str, Any]], kb: KnowledgeBase | None = 
             match = event.get("value")
     flush(match)
     return turns
+
+
+def _vector(event: dict[str, Any]):
+    """The embedding the NLU pipeline left in the event's parse data, if any."""
+    packed = (event.get("parse_data") or {}).get(VECTOR_KEY)
+    return unpack_vector(packed, DIM) if packed else None
 
 
 def kb_matches(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

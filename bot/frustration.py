@@ -24,17 +24,23 @@ import json
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rapidfuzz import fuzz
 
 from bot import frustration_lexicon as lexicon
 from bot.kb import Matcher
 from bot.kb.loader import load_or_report
 from bot.kb.normalize import STOPWORDS, normalize
-from bot.settings import SettingsError, load_settings
+from bot.settings import ROOT, SettingsError, load_settings
+
+# Labelled customer messages (angry / annoyed / calm) in en, ru, ka, sr, lv, tl that the
+# tone model learns from; the held-out half lives in tests/data/frustration/heldout.jsonl.
+TONE_TRAINING = ROOT / "data" / "frustration" / "train.jsonl"
 
 ANSWER = "answer"
 SUGGEST = "suggest"
@@ -96,6 +102,17 @@ class FrustrationSettings:
     # Shouting and "!!!" on a neutral question are urgency; on an angry or swearing message
     # they are how angry, so there they count this many times over.
     intensify: float = 2.0
+    # The tone model (meaning, from the sentence vector): at ``tone_alone`` probability of
+    # anger a message reaches ``threshold`` by its meaning alone; with a sign the lexicon reads
+    # (an angry word, swearing, shouting, "!!!") ``tone_with_words`` is enough. Below
+    # ``tone_floor`` it adds nothing, so calm messages do not build up a score over turns.
+    # Chosen by 5-fold cross-validation on data/frustration/train.jsonl (bench/calibrate_tone.py):
+    # there 81% of angry messages hand off at once and none of the calm ones.
+    tone_alone: float = 0.9
+    tone_with_words: float = 0.6
+    tone_floor: float = 0.6
+    tone_scale: float = 0.7  # the tone signal at those probabilities: the default threshold
+    tone_max: float = 0.95  # meaning alone is never certainty: a threshold of 0.99 needs more
     # Cross-turn penalties.
     fallback_penalty: float = 0.25
     not_helped_penalty: float = 0.7
@@ -146,6 +163,11 @@ class Turn:
     outcome: str | None = None  # "answer" | "suggest" | "none" (fallback) | None (small talk / unknown)
     entry_id: str | None = None  # KB entry answered or suggested first, if any
     sensitive: bool = False  # that entry is marked handoff: true in the knowledge base
+    vector: np.ndarray | None = field(default=None, compare=False, repr=False)  # the NLU's embedding, if known
+    # False for what the NLU read as small talk ("are you a bot?", "thanks"): the tone model
+    # learnt anger from messages that name the bot, so there only the lexicon judges
+    # ("thanks for nothing, useless" still counts).
+    tone: bool = field(default=True, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -265,12 +287,102 @@ def is_small_talk(text: str) -> bool:
     return bool(words) and all(word in lexicon.SMALL_TALK for word in words)
 
 
-def message_score(text: str, settings: FrustrationSettings | None = None) -> tuple[float, dict[str, float]]:
+def plain_form(text: str) -> str:
+    """The words without the shouting: "!" as ".", runs of "???" cut to one, an all-caps
+    message in lower case. Most messages are already plain, and then their NLU vector is reused."""
+    text = _PUNCTUATION_RUN.sub(lambda m: "?" if "?" in m.group() else "!", text).replace("!", ".")
+    return text.lower() if _caps_ratio(text, 4) >= 0.6 else text
+
+
+class ToneModel:
+    """Probability that a message is angry, from its meaning (the sentence vector).
+
+    A lexicon knows the words people swear with in a few languages; the vector knows that
+    "wow, third outage this week, great job guys" or "ovo je lopovluk" is angry without any
+    of them, in every language the encoder reads. A logistic regression trained on labelled
+    angry and calm messages (annoyed ones are left out: they may go either way).
+
+    The model reads :func:`plain_form`: angry messages shout and end in "!!!" far more often
+    than calm ones, and a model that saw them would call "how do I pay my bill!!!" angry. On
+    a plain question those are urgency, which the lexicon's caps and punctuation weigh.
+    """
+
+    C = 300.0
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    @classmethod
+    def fit(cls, texts: Sequence[str], angry: Sequence[bool], encoder, c: float | None = None) -> ToneModel:
+        from sklearn.linear_model import LogisticRegression
+
+        model = LogisticRegression(C=c or cls.C, max_iter=5000, class_weight="balanced")
+        model.fit(encoder.embed([plain_form(t) for t in texts]), np.array([int(a) for a in angry]))
+        return cls(model)
+
+    def anger(self, vector: np.ndarray) -> float:
+        """``vector``: the embedding of the message's :func:`plain_form`."""
+        return float(self.model.predict_proba(np.asarray(vector, dtype=np.float64).reshape(1, -1))[0, 1])
+
+    @classmethod
+    def from_file(cls, path: Path) -> ToneModel:
+        from bot.nlu.encoder import get_encoder
+
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = [row for row in rows if row["label"] in ("angry", "calm")]
+        return cls.fit([row["text"] for row in rows], [row["label"] == "angry" for row in rows], get_encoder())
+
+
+@lru_cache(maxsize=1)
+def tone_model() -> ToneModel:
+    """The process's tone model, trained on first use (milliseconds once the vectors are cached)."""
+    return ToneModel.from_file(TONE_TRAINING)
+
+
+def message_score(
+    text: str,
+    settings: FrustrationSettings | None = None,
+    vector: np.ndarray | None = None,
+    model: ToneModel | None = None,
+    tone: bool = True,
+) -> tuple[float, dict[str, float]]:
     """Score one message in [0, 1] and say which signals fired, each with its contribution.
 
-    Signals: ``anger``, ``profanity``, ``caps``, ``punctuation``, ``human`` (asks for a
-    person) and ``feedback`` ("that didn't help"; mild here, strong in :func:`assess` when
-    it follows an answer). A problem report or a polite question fires none of them.
+    Signals: ``tone`` (the :class:`ToneModel`'s anger, from meaning), ``anger``,
+    ``profanity``, ``caps``, ``punctuation``, ``human`` (asks for a person) and ``feedback``
+    ("that didn't help"; mild here, strong in :func:`assess` when it follows an answer). A
+    problem report or a polite question fires none of them. ``vector`` is the message's
+    embedding when the NLU already made it; else it is embedded here (once: the encoder caches).
+    """
+    s = settings or FrustrationSettings()
+    anger = 0.0
+    if tone and any(ch.isalpha() for ch in text):
+        plain = plain_form(text)
+        if vector is None or plain != text:
+            from bot.nlu.encoder import get_encoder
+
+            vector = get_encoder().embed_one(plain)
+        anger = (model or tone_model()).anger(vector)
+    angry_tone = anger >= s.tone_floor
+    score, signals = lexical_score(text, s, angry_tone)
+    # "that didn't help" and "a person please" have their own weight in assess(); the tone
+    # model reads them as upset, which would count them twice.
+    own_logic = {"feedback", "human"} & set(signals) and not {"anger", "profanity"} & set(signals)
+    if angry_tone and not own_logic:
+        words = {"anger", "profanity", "caps", "punctuation"} & set(signals)
+        enough = s.tone_with_words if words else s.tone_alone
+        signals["tone"] = round(min(s.tone_max, s.tone_scale * anger / enough), 3)
+        score = round(_combine(signals.values()), 3)
+    return score, signals
+
+
+def lexical_score(
+    text: str, settings: FrustrationSettings | None = None, angry_tone: bool = False
+) -> tuple[float, dict[str, float]]:
+    """The lexicon's part of :func:`message_score`: words, shouting, punctuation, requests.
+
+    Shouting and "!!!" count ``intensify`` times over when the words are angry, by the
+    lexicon or by the tone model (``angry_tone``); on a neutral question they are urgency.
     """
     s = settings or FrustrationSettings()
     folded = normalize(text)
@@ -281,7 +393,7 @@ def message_score(text: str, settings: FrustrationSettings | None = None) -> tup
     profanity = _hits(_PROFANITY, folded) + _MASKED_PROFANITY.findall(text.casefold())
     if profanity:
         signals["profanity"] = min(1.0, s.profanity + 0.1 * (len(set(profanity)) - 1))
-    boost = s.intensify if signals else 1.0
+    boost = s.intensify if signals or angry_tone else 1.0
     ratio = _caps_ratio(text, s.caps_min_letters)
     if ratio >= s.caps_ratio:
         signals["caps"] = min(1.0, s.caps * boost)
@@ -339,7 +451,7 @@ def assess(turns: Sequence[Turn], settings: FrustrationSettings | None = None) -
     at_turn: int | None = None
     reason: str | None = None
     for index, turn in enumerate(turns):
-        message, signals = message_score(turn.text, s)
+        message, signals = message_score(turn.text, s, turn.vector, tone=turn.tone)
         fired: list[str] = []
         penalties: dict[str, float] = {}
 
@@ -405,8 +517,8 @@ def turns_from_texts(texts: Sequence[str], matcher: Matcher) -> list[Turn]:
 
     Small talk and requests for a person get outcome ``None``: they are not questions,
     so the KB not matching them is no fallback. The same holds for feedback and venting
-    ("that didn't help", "this is ridiculous") that the KB cannot match: the bot did
-    understand those, and counting them as fallbacks would report the wrong reason.
+    ("that didn't help", "this is ridiculous") that the KB does not answer: the bot did
+    understand those, and counting them as fallbacks or guesses would report the wrong reason.
     """
     turns: list[Turn] = []
     for text in texts:
@@ -414,9 +526,9 @@ def turns_from_texts(texts: Sequence[str], matcher: Matcher) -> list[Turn]:
             turns.append(Turn(text))
             continue
         match = matcher.match(text)
-        if match.decision == NONE:
+        if match.decision != ANSWER:
             _, signals = message_score(text)
-            if {"anger", "profanity", "feedback"} & set(signals):
+            if {"tone", "anger", "profanity", "feedback"} & set(signals):
                 turns.append(Turn(text))
                 continue
         entry = matcher.kb.get(match.id) if match.id else None

@@ -1,9 +1,9 @@
 """Everything the bot and the handoff service say in their own words, in every language
 the assistant serves (knowledge-base answers live in ``data/faq``).
 
-One table for the action server and the handoff service alike, so a Russian or Georgian
-customer hears the same language from the bot, the queue and the survey. Unknown
-languages fall back to English.
+One table for the action server and the handoff service alike, so a customer writing in
+English, Russian, Georgian, Serbian (Latin script), Latvian or Tagalog hears the same
+language from the bot, the queue and the survey. Unknown languages fall back to English.
 """
 
 from __future__ import annotations
@@ -20,16 +20,28 @@ TEXTS: dict[str, dict[str, str]] = {
         "возврате, авариях или устройствах.",
         "ka": "გამარჯობა! მე ვარ Brightline-ის ვირტუალური ასისტენტი. მკითხეთ ანგარიშის, ტარიფის, შეკვეთის, "
         "მიწოდების, დაბრუნების, ქსელის დაზიანების ან მოწყობილობების შესახებ.",
+        "sr": "Pozdrav! Ja sam virtuelni asistent kompanije Brightline. Pitajte me o računu, tarifnom paketu, "
+        "porudžbini, dostavi, vraćanju robe, prekidima u mreži ili uređajima.",
+        "lv": "Sveiki! Esmu Brightline virtuālais asistents. Jautājiet man par rēķinu, tarifa plānu, pasūtījumu, "
+        "piegādi, preču atgriešanu, tīkla traucējumiem vai ierīcēm.",
+        "tl": "Magandang araw po! Ako ang virtual assistant ng Brightline. Magtanong po kayo tungkol sa inyong "
+        "bill, plan, order, delivery, pagbabalik ng item, mga outage o mga device.",
     },
     "goodbye": {
         "en": "Thanks for chatting with Brightline. Have a great day!",
         "ru": "Спасибо, что обратились в Brightline. Хорошего дня!",
         "ka": "გმადლობთ, რომ დაგვიკავშირდით. კარგი დღე გქონდეთ!",
+        "sr": "Hvala što ste se obratili kompaniji Brightline. Želimo vam prijatan dan!",
+        "lv": "Paldies, ka sazinājāties ar Brightline. Jauku dienu!",
+        "tl": "Salamat po sa pakikipag-usap sa Brightline. Magandang araw po!",
     },
     "you_are_welcome": {
         "en": "You're welcome! Is there anything else I can help you with?",
         "ru": "Пожалуйста! Могу ли я ещё чем-то помочь?",
         "ka": "არაფრის! კიდევ რამით შემიძლია დაგეხმაროთ?",
+        "sr": "Nema na čemu! Mogu li vam još nečim pomoći?",
+        "lv": "Lūdzu! Vai varu jums vēl ar ko palīdzēt?",
+        "tl": "Walang anuman po! May iba pa po ba akong maitutulong sa inyo?",
     },
     "iamabot": {
         "en": "I'm Brightline's virtual assistant, a bot. I can answer most questions right away, and I can "
@@ -38,29 +50,77 @@ TEXTS: dict[str, dict[str, str]] = {
         "момент могу соединить вас с сотрудником поддержки.",
         "ka": "მე Brightline-ის ვირტუალური ასისტენტი ვარ, ანუ ბოტი. კითხვების უმეტესობას მაშინვე ვპასუხობ და "
         "ნებისმიერ დროს შემიძლია დაგაკავშიროთ მხარდაჭერის თანამშრომელთან.",
+        "sr": "Ja sam virtuelni asistent kompanije Brightline, odnosno bot. Na većinu pitanja odgovaram odmah, "
+        "a kad god poželite, mogu da vas povežem sa nekim iz našeg tima podrške.",
+        "lv": "Esmu Brightline virtuālais asistents jeb bots. Uz lielāko daļu jautājumu atbildu uzreiz, un "
+        "jebkurā brīdī varu jūs savienot ar mūsu klientu atbalsta konsultantu.",
+        "tl": "Ako po ang virtual assistant ng Brightline, isang bot. Nasasagot ko agad ang karamihan ng mga "
+        "tanong, at maaari ko rin po kayong ikonekta sa isang tao mula sa aming support team anumang oras.",
     },
     "affirm": {
         "en": "Great! Is there anything else I can help you with?",
         "ru": "Отлично! Чем ещё могу помочь?",
         "ka": "შესანიშნავია! კიდევ რამით შემიძლია დაგეხმაროთ?",
+        "sr": "Odlično! Mogu li vam još nečim pomoći?",
+        "lv": "Lieliski! Vai varu vēl ar ko palīdzēt?",
+        "tl": "Mabuti naman po! May iba pa po ba akong maitutulong?",
     },
     "deny": {
         "en": "Sorry about that. Could you tell me a bit more, in other words? Or I can connect you with a person.",
         "ru": "Извините. Расскажите, пожалуйста, подробнее, другими словами. Или я соединю вас с сотрудником.",
         "ka": "ბოდიში. შეგიძლიათ სხვა სიტყვებით ამიხსნათ? ან დაგაკავშირებთ თანამშრომელთან.",
+        "sr": "Izvinite zbog toga. Možete li mi to objasniti malo detaljnije, drugim rečima? Ili mogu da vas "
+        "povežem sa operaterom.",
+        "lv": "Atvainojiet! Lūdzu, pastāstiet nedaudz sīkāk, citiem vārdiem. Vai arī varu jūs savienot ar konsultantu.",
+        "tl": "Paumanhin po. Maaari po ba ninyong ipaliwanag nang mas detalyado, sa ibang salita? O maaari ko "
+        "po kayong ikonekta sa isang tao.",
     },
     "did_you_mean": {
         "en": "I want to make sure I get this right. Did you mean:",
         "ru": "Хочу убедиться, что правильно вас понял. Вы имели в виду:",
         "ka": "მინდა დავრწმუნდე, რომ სწორად გავიგე. ხომ არ გულისხმობდით:",
+        "sr": "Želim da budem siguran da sam vas dobro razumeo. Da li ste mislili na:",
+        "lv": "Gribu pārliecināties, ka sapratu pareizi. Vai jūs domājāt:",
+        "tl": "Gusto ko pong masiguro na tama ang pagkakaintindi ko. Ito po ba ang ibig ninyong sabihin:",
     },
     "not_understood": {
         "en": "Sorry, I didn't understand that. Could you rephrase it? Or I can connect you with a person from "
         "our support team.",
         "ru": "Извините, я не понял. Попробуйте сформулировать иначе. Или я соединю вас с сотрудником поддержки.",
         "ka": "ბოდიში, ვერ გავიგე. სცადეთ სხვა სიტყვებით, ან დაგაკავშირებთ მხარდაჭერის თანამშრომელთან.",
+        "sr": "Izvinite, nisam razumeo. Možete li to da preformulišete? Ili mogu da vas povežem sa nekim iz "
+        "našeg tima podrške.",
+        "lv": "Atvainojiet, es to nesapratu. Lūdzu, pamēģiniet pajautāt citiem vārdiem. Vai arī varu jūs "
+        "savienot ar mūsu klientu atbalsta konsultantu.",
+        "tl": "Paumanhin po, hindi ko po iyon naintindihan. Maaari po ba ninyong sabihin sa ibang paraan? O "
+        "maaari ko po kayong ikonekta sa isang tao mula sa aming support team.",
     },
-    "talk_to_person": {"en": "Talk to a person", "ru": "Связаться с человеком", "ka": "ადამიანთან საუბარი"},
+    "out_of_scope": {
+        "en": "I can only help with Brightline services: bills, plans, orders, deliveries, returns, outages and "
+        "devices. Is there something about those I can help you with? Or I can connect you with a person.",
+        "ru": "Я могу помочь только с услугами Brightline: счетами, тарифами, заказами, доставкой, возвратами, "
+        "авариями в сети и устройствами. Есть вопрос по этим темам? Или я соединю вас с сотрудником.",
+        "ka": "დახმარება მხოლოდ Brightline-ის მომსახურებასთან დაკავშირებით შემიძლია: ანგარიში, ტარიფი, შეკვეთა, "
+        "მიწოდება, დაბრუნება, ქსელის დაზიანება და მოწყობილობები. რამეში ამათგან ხომ არ გჭირდებათ დახმარება? "
+        "ან დაგაკავშირებთ თანამშრომელთან.",
+        "sr": "Mogu da pomognem samo oko usluga kompanije Brightline: računa, tarifnih paketa, porudžbina, "
+        "dostave, vraćanja robe, prekida u mreži i uređaja. Da li vam treba pomoć oko nečeg od toga? Ili mogu "
+        "da vas povežem sa operaterom.",
+        "lv": "Varu palīdzēt tikai ar Brightline pakalpojumiem: rēķiniem, tarifu plāniem, pasūtījumiem, piegādi, "
+        "preču atgriešanu, tīkla traucējumiem un ierīcēm. Vai jums vajag palīdzību kādā no šiem jautājumiem? "
+        "Vai arī varu jūs savienot ar konsultantu.",
+        "tl": "Sa mga serbisyo lang po ng Brightline ako makakatulong: bill, plan, order, delivery, pagbabalik ng "
+        "item, mga outage at mga device. May maitutulong po ba ako tungkol sa mga ito? O maaari ko po kayong "
+        "ikonekta sa isang tao.",
+    },
+    "talk_to_person": {
+        "en": "Talk to a person",
+        "ru": "Связаться с человеком",
+        "ka": "ადამიანთან საუბარი",
+        "sr": "Razgovor sa operaterom",
+        "lv": "Sazināties ar konsultantu",
+        "tl": "Makipag-usap sa isang tao",
+    },
     "handoff_queue": {
         "en": "I'm connecting you with a person from our support team. You are number {position} in the queue; "
         "expected wait: about {minutes} minute{plural}. They will see this whole conversation, so you won't "
@@ -69,6 +129,15 @@ TEXTS: dict[str, dict[str, str]] = {
         "Сотрудник увидит всю переписку, повторять ничего не нужно.",
         "ka": "გაკავშირებთ მხარდაჭერის თანამშრომელთან. რიგში ხართ {position}-ე; მოლოდინი დაახლოებით {minutes} "
         "წთ. თანამშრომელი მთელ მიმოწერას დაინახავს, ასე რომ, გამეორება არ დაგჭირდებათ.",
+        "sr": "Povezujem vas sa nekim iz našeg tima podrške. Trenutno ste {position}. u redu; očekivano vreme "
+        "čekanja: oko {minutes} min. Ceo ovaj razgovor biće vidljiv našem timu, pa ništa nećete morati da "
+        "ponavljate.",
+        "lv": "Savienoju jūs ar mūsu klientu atbalsta konsultantu. Jūs esat {position}. vietā rindā; paredzamais "
+        "gaidīšanas laiks: aptuveni {minutes} min. Konsultants redzēs visu šo sarunu, tāpēc jums nekas nebūs "
+        "jāatkārto.",
+        "tl": "Ikinokonekta ko na po kayo sa isang tao mula sa aming support team. Ika-{position} po kayo sa "
+        "pila; tinatayang paghihintay: mga {minutes} min. Makikita nila ang buong usapang ito, kaya hindi na po "
+        "ninyo kailangang ulitin ang inyong sinabi.",
     },
     "handoff_nobody": {
         "en": "I've passed your conversation to our support team. No one is available right now, but your "
@@ -78,6 +147,13 @@ TEXTS: dict[str, dict[str, str]] = {
         "сохранены, и вам ответят здесь, как только кто-то освободится. Повторять ничего не нужно.",
         "ka": "თქვენი საუბარი გადავეცი მხარდაჭერის გუნდს. ამჟამად თავისუფალი თანამშრომელი არ არის, მაგრამ "
         "თქვენი შეტყობინებები შენახულია და გიპასუხებენ აქ, როგორც კი ვინმე გათავისუფლდება.",
+        "sr": "Prosledio sam vaš razgovor našem timu podrške. Trenutno niko nije slobodan, ali su vaše poruke "
+        "sačuvane ovde i neko će vam odgovoriti čim se vrati. Ništa ne morate da ponavljate.",
+        "lv": "Esmu nodevis jūsu sarunu mūsu klientu atbalsta komandai. Pašlaik neviens nav pieejams, taču jūsu "
+        "ziņas ir saglabātas, un konsultants jums atbildēs šeit, tiklīdz kāds atgriezīsies. Nekas nav jāatkārto.",
+        "tl": "Naipasa ko na po ang inyong usapan sa aming support team. Wala pong available sa ngayon, pero "
+        "naka-save po rito ang inyong mga mensahe at may sasagot po sa inyo rito sa sandaling may makabalik. "
+        "Hindi na po ninyo kailangang ulitin ang anuman.",
     },
     "handoff_after_hours": {
         "en": "I've passed your conversation to our support team. They're not in right now; we're here {hours} "
@@ -87,21 +163,40 @@ TEXTS: dict[str, dict[str, str]] = {
         "(время {zone}). Вам ответят здесь {back}. Можете пока добавить подробности, повторять ничего не нужно.",
         "ka": "თქვენი საუბარი გადავეცი მხარდაჭერის გუნდს. ამჟამად არ ვმუშაობთ; ვმუშაობთ {hours} ({zone} დროით). "
         "გიპასუხებენ აქ {back}. შეგიძლიათ დაამატოთ დეტალები, გამეორება არ დაგჭირდებათ.",
+        "sr": "Prosledio sam vaš razgovor našem timu podrške. Tim trenutno ne radi; radno vreme je {hours} "
+        "(vremenska zona {zone}). Neko će vam odgovoriti ovde {back}. Već sada možete dopisati dodatne "
+        "detalje, a ništa nećete morati da ponavljate.",
+        "lv": "Esmu nodevis jūsu sarunu mūsu klientu atbalsta komandai. Pašlaik komanda nestrādā; mūsu darba "
+        "laiks ir {hours} (laika josla {zone}). Konsultants jums atbildēs šeit {back}. Jau tagad varat "
+        "pievienot sīkāku informāciju, un jums nekas nebūs jāatkārto.",
+        "tl": "Naipasa ko na po ang inyong usapan sa aming support team. Wala pa po sila ngayon; ang aming oras "
+        "ng serbisyo ay {hours} (oras sa {zone}). May sasagot po sa inyo rito {back}. Maaari na po kayong "
+        "mag-iwan ng karagdagang detalye, at hindi na ninyo kailangang ulitin ang anuman.",
     },
     "position": {
         "en": "You are now number {position} in the queue.",
         "ru": "Теперь вы {position}-й в очереди.",
         "ka": "ახლა რიგში ხართ {position}-ე.",
+        "sr": "Sada ste {position}. u redu.",
+        "lv": "Tagad jūs esat {position}. vietā rindā.",
+        "tl": "Ika-{position} na po kayo sa pila.",
     },
     "expected_wait": {
         "en": " Expected wait: about {minutes} minute{plural}.",
         "ru": " Ожидание около {minutes} мин.",
         "ka": " მოლოდინი დაახლოებით {minutes} წთ.",
+        "sr": " Očekivano vreme čekanja: oko {minutes} min.",
+        "lv": " Paredzamais gaidīšanas laiks: aptuveni {minutes} min.",
+        "tl": " Tinatayang paghihintay: mga {minutes} min.",
     },
     "agent_joined": {
         "en": "Hi, this is {agent} from the Brightline support team. I'm reading your conversation now.",
         "ru": "Здравствуйте, это {agent} из службы поддержки Brightline. Читаю вашу переписку.",
         "ka": "გამარჯობა, მე ვარ {agent} Brightline-ის მხარდაჭერის გუნდიდან. ვკითხულობ თქვენს მიმოწერას.",
+        "sr": "Pozdrav, ovde {agent} iz tima podrške kompanije Brightline. Upravo čitam vašu prepisku.",
+        "lv": "Labdien! Šeit {agent} no Brightline klientu atbalsta komandas. Pašlaik lasu jūsu sarunu.",
+        "tl": "Magandang araw po, si {agent} po ito mula sa support team ng Brightline. Binabasa ko na po ang "
+        "inyong usapan.",
     },
     "back_to_bot": {
         "en": "You're back with Brightline's virtual assistant. Ask me anything, or ask for a person again at "
@@ -110,17 +205,40 @@ TEXTS: dict[str, dict[str, str]] = {
         "попросите соединить с сотрудником.",
         "ka": "თქვენ კვლავ Brightline-ის ვირტუალურ ასისტენტთან ხართ. მკითხეთ ნებისმიერი რამ, ან ნებისმიერ დროს "
         "ითხოვეთ თანამშრომელი.",
+        "sr": "Ponovo razgovarate sa virtuelnim asistentom kompanije Brightline. Pitajte me šta god želite, a "
+        "razgovor sa operaterom možete ponovo zatražiti u bilo kom trenutku.",
+        "lv": "Jūs atkal sarunājaties ar Brightline virtuālo asistentu. Jautājiet man jebko vai jebkurā brīdī "
+        "atkal palūdziet savienot jūs ar konsultantu.",
+        "tl": "Kausap na po ninyong muli ang virtual assistant ng Brightline. Magtanong po kayo ng kahit ano, o "
+        "humiling muli na makausap ang isang tao anumang oras.",
     },
     "csat_question": {
         "en": "Your chat with our support team is closed. How would you rate the help you got, from 1 (poor) to 5 "
         "(excellent)?",
         "ru": "Чат со службой поддержки завершён. Оцените, пожалуйста, полученную помощь от 1 (плохо) до 5 (отлично).",
         "ka": "მხარდაჭერის ჩატი დასრულდა. შეაფასეთ მიღებული დახმარება 1-დან (ცუდი) 5-მდე (შესანიშნავი).",
+        "sr": "Razgovor sa našim timom podrške je završen. Kako biste ocenili pomoć koju ste dobili, od 1 (loše) "
+        "do 5 (odlično)?",
+        "lv": "Saruna ar mūsu klientu atbalsta komandu ir noslēgta. Lūdzu, novērtējiet saņemto palīdzību no 1 "
+        "(slikti) līdz 5 (izcili).",
+        "tl": "Tapos na po ang inyong chat sa aming support team. Paano po ninyo ire-rate ang tulong na "
+        "natanggap ninyo, mula 1 (hindi maganda) hanggang 5 (napakahusay)?",
     },
     "csat_thanks": {
         "en": "Thank you for your feedback! If you need anything else, just write here.",
         "ru": "Спасибо за отзыв! Если понадобится что-то ещё, просто напишите здесь.",
         "ka": "გმადლობთ შეფასებისთვის! თუ კიდევ რამე დაგჭირდებათ, უბრალოდ მოგვწერეთ აქ.",
+        "sr": "Hvala na oceni! Ako vam bude trebalo još nešto, samo nam pišite ovde.",
+        "lv": "Paldies par atsauksmi! Ja jums vēl kas būs vajadzīgs, vienkārši rakstiet šeit.",
+        "tl": "Salamat po sa inyong feedback! Kung may kailangan pa po kayo, mag-message lang po kayo rito.",
+    },
+    "answer_in_default_language": {
+        "en": "I don't have this answer in English yet, so here it is in another language.",
+        "ru": "Этого ответа пока нет на русском языке, поэтому отправляю его на английском.",
+        "ka": "ეს პასუხი ქართულად ჯერ არ მაქვს, ამიტომ გიგზავნით ინგლისურად.",
+        "sr": "Ovaj odgovor još nije dostupan na srpskom, pa vam ga šaljem na engleskom.",
+        "lv": "Šī atbilde vēl nav pieejama latviešu valodā, tāpēc sūtu to angliski.",
+        "tl": "Wala pa po akong sagot na ito sa Tagalog, kaya narito po ito sa Ingles.",
     },
 }
 
@@ -131,8 +249,21 @@ _DAYS = {
                                               "в пятницу", "в субботу", "в воскресенье")),
     "ka": ("დღეს", "ხვალ", "{weekday}", ("ორშაბათს", "სამშაბათს", "ოთხშაბათს", "ხუთშაბათს", "პარასკევს",
                                           "შაბათს", "კვირას")),
+    "sr": ("danas", "sutra", "{weekday}", ("u ponedeljak", "u utorak", "u sredu", "u četvrtak", "u petak",
+                                           "u subotu", "u nedelju")),
+    "lv": ("šodien", "rīt", "{weekday}", ("pirmdien", "otrdien", "trešdien", "ceturtdien", "piektdien",
+                                          "sestdien", "svētdien")),
+    "tl": ("ngayong araw", "bukas", "sa {weekday}", ("Lunes", "Martes", "Miyerkules", "Huwebes", "Biyernes",
+                                                     "Sabado", "Linggo")),
 }  # fmt: skip
-_AT = {"en": "{day} at {time}", "ru": "{day} в {time}", "ka": "{day} {time}-ზე"}
+_AT = {
+    "en": "{day} at {time}",
+    "ru": "{day} в {time}",
+    "ka": "{day} {time}-ზე",
+    "sr": "{day} u {time}",
+    "lv": "{day} plkst. {time}",
+    "tl": "{day} nang {time}",
+}
 
 
 def say(key: str, language: str | None = None, **values: object) -> str:

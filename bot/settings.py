@@ -117,6 +117,9 @@ class Settings:
     var_dir: Path
     kb_dir: Path
     match: MatchSettings
+    # The sentence encoder's vectors, kept across starts (bot.nlu.encoder.Encoder.save_cache);
+    # shared by training, the action server and the CLI: one cold build, then only changes.
+    vectors_file: Path = ROOT / "var" / "vectors.npz"
     handoff_host: str = "127.0.0.1"
     handoff_port: int = 5080
     # Where agents open the console (https://console.example.com): the only Origin its
@@ -280,6 +283,7 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: Path | None = 
         var_dir=var_dir,
         kb_dir=Path(merged.get("KB_DIR") or ROOT / "data" / "faq"),
         match=match,
+        vectors_file=Path(merged.get("ENCODER_VECTORS_FILE") or ROOT / "var" / "vectors.npz"),
         handoff_host=merged.get("HANDOFF_HOST") or "127.0.0.1",
         handoff_port=_int(merged, "HANDOFF_PORT", 5080),
         handoff_public_url=merged.get("HANDOFF_PUBLIC_URL") or "",

@@ -77,12 +77,33 @@ def train(models_dir: Path | None = None, quiet: bool = False) -> Path:
     ]  # fmt: skip
     print(f"training the Rasa model ({len(generated.splitlines()) - 5} FAQ examples from the KB) ...", flush=True)
     started = time.monotonic()
-    subprocess.run(command, check=True, cwd=ROOT, env={**os.environ, **QUIET_RASA})
+    env = {**os.environ, **QUIET_RASA, "ENCODER_THREADS": os.environ.get("ENCODER_THREADS") or "2"}
+    subprocess.run(command, check=True, cwd=ROOT, env=env)
     print(f"trained {path.name} in {time.monotonic() - started:.0f} s", flush=True)
     old = sorted(path.parent.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime, reverse=True)
     for stale in old[KEEP_MODELS:]:
         stale.unlink(missing_ok=True)
     return path
+
+
+def warm_vectors() -> int:
+    """Embed what every process needs at start (the KB's phrasings, the tone model's
+    examples) once, here, and save the vectors: the action server and the command-line
+    tools then start in a second instead of embedding for minutes on a large KB."""
+    from bot.frustration import tone_model
+    from bot.kb.matcher import Matcher
+    from bot.nlu.encoder import get_encoder, save_vectors
+
+    settings = load_settings()
+    kb, _ = load_dir(settings.kb_dir)
+    started = time.monotonic()
+    Matcher(kb, settings.match)
+    tone_model()
+    computed = get_encoder().computed
+    if computed:
+        save_vectors()
+        print(f"embedded {computed} new texts in {time.monotonic() - started:.0f} s", flush=True)
+    return computed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         print(model_path()[0])
         return 0
     train()
+    os.environ.setdefault("ENCODER_THREADS", "2")  # nothing else runs during set-up
+    warm_vectors()
     return 0
 
 

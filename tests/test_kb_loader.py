@@ -82,7 +82,7 @@ entries:
         f"{path}:10: empty alternative in alternatives",
         f"{path}:11: answer must be text (if you meant the word, put it in quotes)",
         f"{path}:13: unknown key 'colour' in an entry (allowed: id, question, alternatives, answer, tags, buttons, "
-        "links, handoff)",
+        "links, handoff, tests)",
     ]
 
 

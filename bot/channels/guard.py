@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from bot.language import guess_language
 from bot.ratelimit import Decision, Limit, RateLimiter
 
 log = logging.getLogger(__name__)
@@ -51,16 +52,29 @@ TOO_LONG = {
     "en": "That message is too long for me ({length} characters). Please send it in parts of at most {limit}.",
     "ru": "Это сообщение слишком длинное ({length} символов). Пожалуйста, отправьте его частями до {limit} символов.",
     "ka": "ეს შეტყობინება ძალიან გრძელია ({length} სიმბოლო). გამომიგზავნეთ ნაწილებად, მაქსიმუმ {limit} სიმბოლო.",
+    "sr": "Ova poruka je predugačka za mene (broj znakova: {length}). Molim vas da je pošaljete u delovima od "
+    "najviše {limit} znakova.",
+    "lv": "Šī ziņa man ir pārāk gara (rakstzīmju skaits: {length}). Lūdzu, sūtiet to pa daļām, katrā ne vairāk "
+    "kā {limit} rakstzīmes.",
+    "tl": "Masyado pong mahaba ang mensaheng ito ({length} na character). Pakipadala po ito nang hati-hati, "
+    "hanggang {limit} na character bawat bahagi.",
 }
 SLOW_DOWN = {
     "en": "You are sending messages faster than I can read them. Please wait {seconds} s and try again.",
     "ru": "Вы отправляете сообщения слишком быстро. Подождите {seconds} с и попробуйте снова.",
     "ka": "შეტყობინებებს ძალიან სწრაფად აგზავნით. დაელოდეთ {seconds} წმ და სცადეთ თავიდან.",
+    "sr": "Šaljete poruke brže nego što stižem da ih pročitam. Sačekajte {seconds} s i pokušajte ponovo.",
+    "lv": "Jūs sūtāt ziņas ātrāk, nekā es spēju tās izlasīt. Lūdzu, uzgaidiet {seconds} s un mēģiniet vēlreiz.",
+    "tl": "Masyado pong mabilis ang pagpapadala ninyo ng mga mensahe. Maghintay po muna ng {seconds} segundo at "
+    "subukang muli.",
 }
 TRY_AGAIN = {
     "en": "Sorry, I cannot take messages right now. Please try again in a moment.",
     "ru": "Извините, сейчас я не могу принять сообщение. Попробуйте ещё раз через минуту.",
     "ka": "ბოდიში, ახლა შეტყობინებას ვერ ვიღებ. სცადეთ ცოტა ხანში.",
+    "sr": "Izvinite, trenutno ne mogu da primam poruke. Pokušajte ponovo za koji trenutak.",
+    "lv": "Atvainojiet, pašlaik nevaru pieņemt ziņas. Lūdzu, mēģiniet vēlreiz pēc brīža.",
+    "tl": "Paumanhin po, hindi ako makatanggap ng mga mensahe sa ngayon. Pakisubukan po ulit mamaya-maya.",
 }
 EMPTY = "a message needs some text"
 
@@ -77,13 +91,10 @@ def local_id(channel: str, conversation: str) -> str:
 
 
 def script_language(text: str) -> str:
-    """A guess good enough to say "too long" in the customer's script: ru, ka or en."""
-    for char in text[:200]:
-        if "\u0400" <= char <= "\u04ff":
-            return "ru"
-        if "\u10a0" <= char <= "\u10ff":
-            return "ka"
-    return "en"
+    """A guess good enough to say "too long" or "slow down" in the customer's language: one of
+    the languages the guard's replies are written in, English when unsure."""
+    language = guess_language(text[:200])
+    return language if language in TOO_LONG and language in SLOW_DOWN and language in TRY_AGAIN else "en"
 
 
 def clean_text(text: str) -> str:

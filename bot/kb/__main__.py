@@ -29,8 +29,31 @@ def _check(directory: Path) -> int:
     if problems:
         print(f"{len(problems)} problem(s) in {directory}", file=sys.stderr)
         return 1
-    print(f"OK: {len(kb)} entries in {len(kb_files(directory))} file(s) under {directory}")
+    failed = run_entry_tests(kb, load_settings().match)
+    for failure in failed:
+        print(failure)
+    if failed:
+        print(f"{len(failed)} test phrasing(s) not answered by their entry in {directory}", file=sys.stderr)
+        return 1
+    tests = sum(len(entry.tests) for entry in kb.entries)
+    passed = f"; {tests} test phrasing(s) answered by their entry" if tests else ""
+    print(f"OK: {len(kb)} entries in {len(kb_files(directory))} file(s) under {directory}{passed}")
     return 0
+
+
+def run_entry_tests(kb, settings) -> list[str]:
+    """Each entry's ``tests:`` wordings must be answered directly by that entry, as
+    ``path:line: entry 'id': test "..." got ...`` when not (loads the encoder only if any)."""
+    cases = [(entry, text) for entry in kb.entries for text in entry.tests]
+    if not cases:
+        return []
+    matcher = Matcher(kb, settings)
+    failed = []
+    for (entry, text), match in zip(cases, matcher.match_many([text for _, text in cases]), strict=True):
+        if match.decision != "answer" or match.id != entry.id:
+            got = f"{match.decision} {match.id}" if match.id else match.decision
+            failed.append(f"{entry.source}:{entry.line}: entry '{entry.id}': test \"{text}\" got {got} ({match.score})")
+    return failed
 
 
 def _match(directory: Path) -> int:

@@ -113,7 +113,8 @@ def evaluate(matcher: Matcher, cases: Iterable[Case]) -> Report:
                 report.declined += 1
             continue
         report.in_scope += 1
-        report.right_first += match.id == case.expected
+        top = match.candidates[0].id if match.candidates else match.id  # first even when not answered
+        report.right_first += top == case.expected
         if answered:
             report.answered += 1
             report.answered_right += match.id == case.expected

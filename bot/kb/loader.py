@@ -19,7 +19,7 @@ import yaml
 from bot.kb.model import DEFAULT_LANGUAGE, Button, Entry, KnowledgeBase, Link, Localized
 from bot.kb.normalize import normalize
 
-ENTRY_KEYS = ("id", "question", "alternatives", "answer", "tags", "buttons", "links", "handoff")
+ENTRY_KEYS = ("id", "question", "alternatives", "answer", "tags", "buttons", "links", "handoff", "tests")
 REQUIRED_KEYS = ("id", "question", "alternatives", "answer", "tags")
 FILE_KEYS = ("language", "entries")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -277,6 +277,7 @@ class _Reader:
         tags = tuple(self.text_list(get("tags")[1], "tags")) if get("tags") else ()
         buttons = self.buttons(get("buttons")[1], language) if get("buttons") else ()
         links = self.links(get("links")[1], language) if get("links") else ()
+        tests = self.alternatives(get("tests")[1], language) if get("tests") else {}
         handoff = False
         if get("handoff"):
             value = self.scalar(get("handoff")[1])
@@ -296,6 +297,7 @@ class _Reader:
             buttons=buttons,
             links=links,
             handoff=handoff,
+            tests=tuple(text for texts in tests.values() for text in texts),
             source=self.source,
             line=node.start_mark.line + 1,
         )

@@ -1,217 +1,332 @@
-"""Find the knowledge-base entry a customer's message is about, with rapidfuzz.
+"""Find the knowledge-base entry a customer's message is about: meaning first, spelling second.
 
 The NLU model only decides that a message is a question; which entry answers it is
 decided here, against every phrasing editors wrote, so an editor's new alternative works
 the moment the file is saved, without retraining.
 
-Two cut-offs turn the best score into a decision: at or above ``answer_cutoff`` (and
-clearly ahead of the runner-up) the bot answers; from ``suggest_cutoff`` it offers
-"did you mean" choices; below it admits it did not understand.
+Evidence for each entry, from one embedding of the message:
+
+* **nearest**: cosine of the message to the entry's closest phrasing (a few-shot
+  nearest-neighbour classifier: one good phrasing is enough);
+* **centroid**: cosine to the mean of all its phrasings (a prototype classifier: robust
+  when no single phrasing is close but the entry's topic is);
+* **answer**: cosine to the entry's question and answer embedded as a *passage* (e5 was
+  trained to find the passage that answers a query: this catches questions worded
+  nothing like any phrasing but answered by the text);
+* **fuzzy**: rapidfuzz's character and rare-word score (``bot.kb.fuzzy``), computed only for
+  the few entries the vectors or the word index put forward, so a misspelt product word or
+  an almost verbatim phrasing still counts.
+
+A logistic function of their weighted sum (:class:`ScoreModel`, fitted by
+``bench/calibrate_matcher.py`` on ``tests/data/tuning``) turns it into the probability that
+the entry is the right one, on a 0-100 scale. Cut-offs on that probability decide: answer
+(high and clearly ahead of the runner-up), "did you mean" (plausible), or "I didn't
+understand". A prototype classifier needs no training, so a reload after an edit embeds
+only the changed phrasings (the encoder caches vectors by text hash).
 """
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
-from rapidfuzz import fuzz, process
+import numpy as np
 
-from bot.kb.model import KnowledgeBase
+from bot.kb.fuzzy import WordIndex, char_score
+from bot.kb.model import DEFAULT_LANGUAGE, KnowledgeBase, pick
 from bot.kb.normalize import content_words
+from bot.kb.result import ANSWER, NONE, SUGGEST, Candidate, Match, MatchSettings
+from bot.language import guess_language
 
-ANSWER = "answer"
-SUGGEST = "suggest"
-NONE = "none"
-
-
-@dataclass(frozen=True)
-class MatchSettings:
-    """Cut-offs on a 0-100 scale; see ``bot.settings`` for the environment overrides.
-
-    Calibrated on ``tests/data/paraphrases.yml`` (unseen customer phrasings, vague
-    one-word messages and nonsense): a wrong answer costs more than a question back, so
-    the bot answers only when the best entry is also ``margin`` points ahead of the next.
-    """
-
-    answer_cutoff: float = 60.0
-    suggest_cutoff: float = 48.0
-    margin: float = 10.0
-    max_suggestions: int = 3
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.suggest_cutoff <= self.answer_cutoff <= 100:
-            raise ValueError(
-                f"need 0 <= suggest cut-off ({self.suggest_cutoff}) <= answer cut-off ({self.answer_cutoff}) <= 100"
-            )
+__all__ = ["ANSWER", "NONE", "SUGGEST", "Candidate", "Match", "MatchSettings", "Matcher", "ScoreModel"]
 
 
 @dataclass(frozen=True)
-class Candidate:
-    id: str
-    score: float
-    language: str
+class ScoreModel:
+    """How the evidence ranks entries and becomes a probability; refit with
+    ``bench/calibrate_matcher.py`` on the tuning questions.
 
-
-@dataclass(frozen=True)
-class Match:
-    query: str
-    decision: str
-    id: str | None
-    score: float
-    candidates: tuple[Candidate, ...] = field(default_factory=tuple)
-
-    @property
-    def language(self) -> str | None:
-        """The language of the phrasing that matched best: the one to answer in."""
-        return self.candidates[0].language if self.candidates else None
-
-    @property
-    def suggestions(self) -> tuple[Candidate, ...]:
-        return self.candidates if self.decision == SUGGEST else ()
-
-    def as_json(self) -> dict:
-        """The stable ``python -m bot.kb match`` output; other tools parse it."""
-        return {
-            "query": self.query,
-            "decision": self.decision,
-            "id": self.id,
-            "score": self.score,
-            "candidates": [{"id": c.id, "score": c.score} for c in self.candidates],
-        }
-
-
-def char_score(query: str, choice: str) -> float:
-    """Character-level similarity of two content-word strings, 0-100.
-
-    ``token_set_ratio`` forgives extra words and word order (customers add context:
-    "my router is blinking red since yesterday") but gives a perfect score to any subset;
-    mixing in ``token_sort_ratio`` pulls such matches down in proportion to what is
-    missing. Catches typos and run-together words that a word index would miss.
-    """
-    if not query or not choice:
-        return 0.0
-    return max(
-        0.6 * fuzz.token_set_ratio(query, choice) + 0.4 * fuzz.token_sort_ratio(query, choice),
-        0.95 * fuzz.ratio(query, choice),
-    )
-
-
-class WordIndex:
-    """Word-level matching weighted by rarity (IDF), with fuzzy word equality.
-
-    Character similarity alone rates "banana pancake recipe" 60/100 against some
-    question; words shared with an entry, weighted by how rare they are across the KB
-    ("router" says more than "problem"), separate real questions from noise. Words are
-    compared with rapidfuzz so "pasword", "payments" and "счета" still meet "password",
-    "payment" and "счет".
+    The four weights rank entries (chosen for right-first). The probability that a
+    candidate is the right entry is a logistic regression over its evidence and its lead
+    over the best other candidate (``coefficients`` in the order of :data:`FEATURES`,
+    then ``bias``), fitted on the three best candidates of every tuning question, with
+    out-of-scope questions giving only negatives: a score of 90 means about 9 in 10 such
+    answers are right, and two close candidates both score lower, which is what turns a
+    vague message into "did you mean".
     """
 
-    WORD_CUTOFF = 80.0
-    SHORT_WORD = 3
+    nearest: float = 0.0
+    centroid: float = 0.3
+    answer: float = 0.5
+    fuzzy: float = 0.12
+    coefficients: tuple[float, ...] = (5.213, 6.286, -4.127, 0.664, 25.097)
+    bias: float = -4.673
 
-    def __init__(self, variants: list[list[str]], owners: list[str]) -> None:
-        document_frequency: dict[str, set[str]] = defaultdict(set)
-        for words, owner in zip(variants, owners, strict=False):
-            for word in words:
-                document_frequency[word].add(owner)
-        n = max(1, len(set(owners)))
-        self.idf = {w: math.log(1 + n / len(ids)) for w, ids in document_frequency.items()}
-        self.unknown_idf = math.log(1 + n / 0.5)
-        self.vocabulary = list(self.idf)
-        self.variants = [set(words) for words in variants]
-        self.weights = [sum(self.idf[w] for w in words) for words in self.variants]
-        self.postings: dict[str, list[int]] = defaultdict(list)
-        for index, words in enumerate(self.variants):
-            for word in words:
-                self.postings[word].append(index)
+    def combine(self, nearest, centroid, answer, fuzzy):
+        """The ranking score (floats or arrays alike)."""
+        return self.nearest * nearest + self.centroid * centroid + self.answer * answer + self.fuzzy * fuzzy
 
-    def similar(self, word: str) -> dict[str, float]:
-        """Vocabulary words close enough to ``word``, with similarity 0-1."""
-        found = {word: 1.0} if word in self.idf else {}
-        if len(word) <= self.SHORT_WORD:
-            return found
-        for other, value, _ in process.extract(
-            word, self.vocabulary, scorer=fuzz.ratio, score_cutoff=self.WORD_CUTOFF, limit=20
-        ):
-            found[other] = max(found.get(other, 0.0), value / 100)
-        return found
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        """P(right entry) for rows of :data:`FEATURES`."""
+        return 1.0 / (1.0 + np.exp(-(self.bias + features @ np.asarray(self.coefficients))))
 
-    def scores(self, words: list[str]) -> dict[int, float]:
-        """Score 0-100 for every variant sharing a word with the query: the harmonic mean of
-        how much of the query it covers and how much of it the query covers, by IDF weight."""
-        words = list(dict.fromkeys(words))
-        expansions = [self.similar(w) for w in words]
-        query_weights = [self.idf.get(w, self.unknown_idf) for w in words]
-        query_total = sum(query_weights) or 1.0
-        candidates: set[int] = set()
-        for expansion in expansions:
-            for word in expansion:
-                candidates.update(self.postings[word])
-        out: dict[int, float] = {}
-        for index in candidates:
-            variant = self.variants[index]
-            covered_query = 0.0
-            covered_variant: dict[str, float] = {}
-            for weight, expansion in zip(query_weights, expansions, strict=False):
-                best = 0.0
-                for word, similarity in expansion.items():
-                    if word in variant:
-                        best = max(best, similarity)
-                        covered_variant[word] = max(covered_variant.get(word, 0.0), similarity)
-                covered_query += weight * best
-            recall = covered_query / query_total
-            precision = sum(self.idf[w] * v for w, v in covered_variant.items()) / (self.weights[index] or 1.0)
-            if recall + precision:
-                out[index] = 100 * 2 * precision * recall / (precision + recall)
-        return out
+
+FEATURES = ("nearest", "centroid", "answer", "fuzzy", "lead")
+
+
+def candidate_features(
+    ranked: Sequence[int],
+    nearest: np.ndarray,
+    centroid: np.ndarray,
+    answer: np.ndarray,
+    fuzzy: dict[int, float],
+    combined: dict[int, float],
+) -> np.ndarray:
+    """One row of :data:`FEATURES` per entry of ``ranked`` (best first); ``lead`` is the
+    entry's ranking score minus the best other candidate's (negative for all but the first)."""
+    scores = [combined[e] for e in ranked]
+    rows = []
+    for position, entry in enumerate(ranked):
+        others = scores[1:2] if position == 0 else scores[:1]
+        lead = scores[position] - (others[0] if others else 0.0)
+        rows.append([nearest[entry], centroid[entry], answer[entry], fuzzy.get(entry, 0.0), lead])
+    return np.asarray(rows, dtype=np.float64)
+
+
+SCORE_MODEL = ScoreModel()
+EXACT = 1.0  # the probability given to a phrasing typed as an editor wrote it
+SHORT_WORD_MATCH = 0.6  # fuzzy score of an entry whose phrasings use a one-word message's word
+
+
+def passage_texts(entry) -> list[tuple[str, str]]:
+    """What an entry says, as e5 reads a passage: its question and answer, once per language
+    the editors wrote it in (a Georgian question is best compared with the Georgian answer)."""
+    languages = list(entry.answer) or [DEFAULT_LANGUAGE]
+    return [(language, f"{pick(entry.question, language)}\n{pick(entry.answer, language)}") for language in languages]
+
+
+MIN_PHRASINGS_FOR_MEAN = 50
+
+
+def language_means(vectors: np.ndarray, languages: Sequence[str], kind: bytes = b"") -> dict[str, np.ndarray]:
+    """The mean vector of each language, over the KB's texts and a fixed reference set.
+
+    A multilingual encoder puts every Latvian sentence a little closer to every other
+    Latvian sentence than to its English twin: a Latvian question drifts to whichever entry
+    has Latvian phrasings. Taking each language's mean away from its vectors (and from the
+    query, by its detected language) leaves more of the meaning: on the tuning questions,
+    right-first in other languages rose from 64% to 77%. The NLU examples in ``data/nlu``
+    (small talk, out of scope, in every language) are averaged in, so the mean, and with it
+    the calibrated scores, stay the same kind of thing in a two-entry knowledge base.
+    """
+    reference_vectors, reference_languages = reference_set(kind)
+    vectors = np.concatenate([vectors, reference_vectors]) if len(reference_vectors) else vectors
+    codes = np.asarray([*languages, *reference_languages])
+    out = {}
+    for language in set(codes.tolist()):
+        rows = vectors[codes == language]
+        if len(rows) >= MIN_PHRASINGS_FOR_MEAN:
+            out[language] = rows.mean(0).astype(np.float32)
+    return out
+
+
+REFERENCE = Path(__file__).resolve().parents[2] / "data" / "nlu"
+
+
+@lru_cache(maxsize=2)
+def reference_set(kind: bytes = b"") -> tuple[np.ndarray, list[str]]:
+    """The NLU examples with a recognisable language, embedded (cached) as ``kind``."""
+    import yaml
+
+    from bot.nlu.encoder import get_encoder
+
+    texts, languages = [], []
+    for path in sorted(REFERENCE.glob("*.yml")):
+        for block in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("nlu", []):
+            for line in str(block.get("examples", "")).splitlines():
+                text = line.strip().removeprefix("- ").strip()
+                language = guess_language(text, default="")
+                if text and language:
+                    texts.append(text)
+                    languages.append(language)
+    if not texts:
+        return np.empty((0, 384), np.float32), []
+    return get_encoder().embed(texts, kind), languages
+
+
+def center(vectors: np.ndarray, means: Sequence[np.ndarray | None]) -> np.ndarray:
+    """Each row minus its mean (when given), scaled back to unit length."""
+    if not len(vectors):
+        return vectors
+    shifted = np.stack([v - m if m is not None else v for v, m in zip(vectors, means, strict=True)])
+    norms = np.linalg.norm(shifted, axis=1, keepdims=True)
+    return (shifted / np.where(norms == 0, 1, norms)).astype(np.float32)
 
 
 class Matcher:
-    """Pre-processes every phrasing once; a query costs a word-index lookup, one rapidfuzz
-    pass over all phrasings, and exact scoring of the few dozen best."""
+    """Holds the phrasing vectors of one knowledge base; a query costs one embedding, one
+    matrix-vector product over all phrasings, and rapidfuzz on a dozen candidates."""
 
-    PREFILTER = 40
+    VECTOR_CANDIDATES = 8
+    WORD_CANDIDATES = 4
 
-    def __init__(self, kb: KnowledgeBase, settings: MatchSettings | None = None) -> None:
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        settings: MatchSettings | None = None,
+        encoder=None,
+        model: ScoreModel = SCORE_MODEL,
+    ) -> None:
+        if encoder is None:
+            from bot.nlu.encoder import get_encoder
+
+            encoder = get_encoder()
         self.kb = kb
         self.settings = settings or MatchSettings()
-        self._choices: list[str] = []
-        self._owners: list[tuple[str, str]] = []
-        for entry in kb.entries:
+        self.encoder = encoder
+        self.model = model
+        texts: list[str] = []
+        self._processed: list[str] = []
+        self._language: list[str] = []
+        owner: list[int] = []
+        for number, entry in enumerate(kb.entries):
             for language, text in entry.variants():
-                self._choices.append(content_words(text))
-                self._owners.append((entry.id, language))
-        self._words = WordIndex([c.split() for c in self._choices], [o[0] for o in self._owners])
+                texts.append(text)
+                self._processed.append(content_words(text))
+                self._language.append(language)
+                owner.append(number)
+        self._owner = np.asarray(owner, dtype=np.int64)
+        # Phrasings are stored entry by entry, so each entry's rows are one slice.
+        self._starts = np.flatnonzero(np.r_[True, self._owner[1:] != self._owner[:-1]]) if owner else np.empty(0, int)
+        from bot.nlu.encoder import PASSAGE
 
-    def _variant_scores(self, processed: str) -> dict[int, float]:
-        word_scores = self._words.scores(processed.split())
-        by_chars = process.extract(
-            processed, self._choices, scorer=fuzz.token_set_ratio, processor=None, limit=self.PREFILTER
+        empty = np.empty((0, encoder.dim), np.float32)
+        raw = encoder.embed(texts) if texts else empty
+        self._means = language_means(raw, self._language)
+        self._vectors = center(raw, [self._means.get(lang) for lang in self._language])
+        passages = [(n, lang, text) for n, entry in enumerate(kb.entries) for lang, text in passage_texts(entry)]
+        self._passage_starts = (
+            np.flatnonzero(np.r_[True, np.diff([n for n, _, _ in passages]) != 0]) if passages else None
         )
-        by_words = sorted(word_scores, key=word_scores.get, reverse=True)[: self.PREFILTER]
-        candidates = {index for _, _, index in by_chars} | set(by_words)
-        return {
-            index: 0.5 * char_score(processed, self._choices[index]) + 0.5 * word_scores.get(index, 0.0)
-            for index in candidates
+        raw = encoder.embed([text for _, _, text in passages], PASSAGE) if passages else empty
+        passage_languages = [lang for _, lang, _ in passages]
+        passage_means = language_means(raw, passage_languages, PASSAGE)
+        self._passages = center(raw, [passage_means.get(lang) for lang in passage_languages])
+        centroids = np.stack(
+            [self._vectors[s:e].mean(0) for s, e in zip(self._starts, [*self._starts[1:], len(owner)], strict=True)]
+        ) if owner else np.empty((0, encoder.dim), np.float32)  # fmt: skip
+        norms = np.linalg.norm(centroids, axis=1, keepdims=True)
+        self._centroids = (centroids / np.where(norms == 0, 1, norms)).astype(np.float32)
+        self._words = WordIndex([p.split() for p in self._processed], [str(o) for o in owner])
+        # An editor's own phrasing, typed as written (up to case, punctuation and filler
+        # words), is answered whatever the vectors say.
+        self._exact: dict[str, int] = {}
+        for processed, entry in zip(self._processed, owner, strict=True):
+            self._exact.setdefault(processed, entry) if processed else None
+        self._rows_of: dict[int, range] = {
+            int(self._owner[s]): range(int(s), int(e))
+            for s, e in zip(self._starts, [*self._starts[1:], len(owner)], strict=True)
         }
 
-    def match(self, query: str, limit: int = 3) -> Match:
-        settings = self.settings
+    def __len__(self) -> int:
+        return len(self._processed)
+
+    def evidence(
+        self, query: str, vector: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, float]]:
+        """The three vector scores of every entry (nearest phrasing, centroid, answer) and
+        the fuzzy score (0-1) of the candidate entries."""
+        if vector is None:
+            vector = self.encoder.embed_one(query)
+        vector = self.centered(query, vector)
+        similarity = self._vectors @ vector
+        nearest = np.maximum.reduceat(similarity, self._starts)
+        centroid = self._centroids @ vector
+        answer = np.maximum.reduceat(self._passages @ vector, self._passage_starts)
+        dense = self.model.nearest * nearest + self.model.centroid * centroid + self.model.answer * answer
         processed = content_words(query)
-        if not processed or not self._choices:
+        candidates = set(np.argsort(-dense)[: self.VECTOR_CANDIDATES].tolist())
+        word_scores = self._words.scores(processed.split()) if processed else {}
+        by_words: dict[int, float] = {}
+        for row, value in word_scores.items():
+            entry = int(self._owner[row])
+            by_words[entry] = max(by_words.get(entry, 0.0), value)
+        candidates.update(sorted(by_words, key=by_words.get, reverse=True)[: self.WORD_CANDIDATES])
+        fuzzy: dict[int, float] = {}
+        for entry in candidates:
+            best = 0.0
+            for row in self._rows_of[entry]:
+                choice = self._processed[row]
+                score = 0.5 * char_score(processed, choice) + 0.5 * word_scores.get(row, 0.0)
+                best = max(best, score)
+            fuzzy[entry] = best / 100.0
+        return nearest, centroid, answer, fuzzy
+
+    def centered(self, query: str, vector: np.ndarray) -> np.ndarray:
+        """The query's vector without its language's mean (see :func:`language_means`)."""
+        mean = self._means.get(guess_language(query, default="")) if self._means else None
+        return center(vector.reshape(1, -1), [mean])[0]
+
+    def _closest_language(self, entry: int, similarity: np.ndarray, detected: str) -> str:
+        """The language the query was asked in, if the entry has it; else that of the entry's
+        phrasing nearest to the query."""
+        rows = self._rows_of[entry]
+        if detected and detected in self._language[rows.start : rows.stop]:
+            return detected
+        return self._language[rows.start + int(np.argmax(similarity[rows.start : rows.stop]))]
+
+    def match(self, query: str, limit: int = 3, vector: np.ndarray | None = None) -> Match:
+        """The decision for one customer message; ``vector`` is its embedding when the caller
+        already has it (the NLU pipeline embeds each message once)."""
+        settings = self.settings
+        if not self._processed or not any(ch.isalnum() for ch in query):
             return Match(query=query, decision=NONE, id=None, score=0.0)
-        best: dict[str, Candidate] = {}
-        for index, value in self._variant_scores(processed).items():
-            entry_id, language = self._owners[index]
-            if entry_id not in best or value > best[entry_id].score:
-                best[entry_id] = Candidate(entry_id, round(value, 1), language)
-        ranked = sorted(best.values(), key=lambda c: (-c.score, c.id))
-        top = ranked[0]
-        runner_up = ranked[1].score if len(ranked) > 1 else 0.0
-        if top.score >= settings.answer_cutoff and top.score - runner_up >= settings.margin:
-            return Match(query, ANSWER, top.id, top.score, tuple(ranked[:limit]))
+        if vector is None:
+            vector = self.encoder.embed_one(query)
+        nearest, centroid, answer, fuzzy = self.evidence(query, vector)
+        similarity = self._vectors @ self.centered(query, vector)
+        lang = guess_language(query, default="")
+        combined = {e: float(self.model.combine(nearest[e], centroid[e], answer[e], f)) for e, f in fuzzy.items()}
+        entries = sorted(combined, key=combined.get, reverse=True)
+        features = candidate_features(entries, nearest, centroid, answer, fuzzy, combined)
+        probability = dict(zip(entries, self.model.probability(features).tolist(), strict=True))
+        exact = self._exact.get(content_words(query))
+        if exact is not None:
+            probability[exact] = EXACT
+        ranked = sorted(probability, key=lambda e: (-probability[e], self.kb.entries[e].id))
+        candidates = [
+            Candidate(
+                self.kb.entries[e].id, round(100 * probability[e], 1), self._closest_language(e, similarity, lang)
+            )
+            for e in ranked[: max(limit, settings.max_suggestions, 2)]
+        ]
+        top = candidates[0]
+        runner_up = candidates[1].score if len(candidates) > 1 else 0.0
+        words = len(content_words(query).split())
+        clear = exact is not None or (
+            top.score - runner_up >= settings.margin and words >= settings.min_words_to_answer
+        )
+        if top.score >= settings.answer_cutoff and clear:
+            return Match(query, ANSWER, top.id, top.score, tuple(candidates[:limit]))
+        if words < settings.min_words_to_answer and exact is None:
+            # "wifi", "roaming": the entries that use the word, for the customer to pick.
+            by_id = {self.kb.entries[e].id: e for e in ranked}
+            using = [c for c in candidates if fuzzy.get(by_id[c.id], 0.0) >= SHORT_WORD_MATCH]
+            if using:
+                return Match(query, SUGGEST, using[0].id, using[0].score, tuple(using[: settings.max_suggestions]))
         if top.score >= settings.suggest_cutoff:
-            choices = [c for c in ranked[: settings.max_suggestions] if c.score >= settings.suggest_cutoff]
+            # A runner-up's score is lowered by the leader's lead, so half the cut-off lets a
+            # close second still be offered.
+            choices = [
+                top,
+                *(c for c in candidates[1 : settings.max_suggestions] if c.score >= settings.suggest_cutoff / 2),
+            ]
             return Match(query, SUGGEST, top.id, top.score, tuple(choices))
-        return Match(query, NONE, None, top.score, tuple(ranked[:limit]))
+        return Match(query, NONE, None, top.score, tuple(candidates[:limit]))
+
+    def match_many(self, queries: Sequence[str]) -> list[Match]:
+        """Several queries with one batched embedding (evaluation and benchmarks)."""
+        vectors = self.encoder.embed(list(queries)) if queries else []
+        return [self.match(q, vector=v) for q, v in zip(queries, vectors, strict=True)]

@@ -52,6 +52,9 @@ class Entry:
     buttons: tuple[Button, ...] = ()
     links: tuple[Link, ...] = ()
     handoff: bool = False
+    # Customer wordings an editor expects this entry to answer; ``kb check`` runs them
+    # through the matcher (they are not phrasings: the matcher does not learn from them).
+    tests: tuple[str, ...] = ()
     source: str = ""
     line: int = 0
 

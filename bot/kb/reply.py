@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from bot.kb.matcher import ANSWER, NONE, SUGGEST, Match
-from bot.kb.model import Entry, KnowledgeBase, pick
+from bot.kb.matcher import ANSWER, SUGGEST, Match
+from bot.kb.model import DEFAULT_LANGUAGE, Entry, KnowledgeBase, pick
+from bot.language import SUPPORTED
 from bot.messages import say
 
 HUMAN_PAYLOAD = "/request_human"
@@ -45,7 +46,11 @@ def choice_payload(entry_id: str, language: str | None = None) -> str:
 
 
 def answer(entry: Entry, language: str | None = None) -> Reply:
+    """The entry's answer in the customer's language; when editors have not written it in
+    that language yet, the default language's, under a one-line note in the customer's."""
     text = pick(entry.answer, language)
+    if language in SUPPORTED and language != DEFAULT_LANGUAGE and language not in entry.answer:
+        text = f"{say('answer_in_default_language', language)}\n\n{text}"
     if entry.links:
         text += "\n\n" + "\n".join(f"{pick(link.title, language)}: {link.url}" for link in entry.links)
     buttons = []
@@ -56,22 +61,16 @@ def answer(entry: Entry, language: str | None = None) -> Reply:
 
 
 def reply_for(match: Match, kb: KnowledgeBase, language: str | None = None) -> Reply:
-    """The reply for a match; ``language`` is the customer's, for the bot's own words."""
-    if match.decision != NONE:  # below the cut-off the best phrasing's language says little
-        language = match.language or language
+    """The reply for a match in ``language``, the customer's (see actions.escalation)."""
+    language = language or DEFAULT_LANGUAGE
     if match.decision == ANSWER and match.id and (entry := kb.get(match.id)):
-        return answer(entry, match.language)
+        return answer(entry, language)
     if match.decision == SUGGEST:
         buttons = []
         for candidate in match.suggestions:
             entry = kb.get(candidate.id)
             if entry is not None:
-                buttons.append(
-                    {
-                        "title": pick(entry.question, candidate.language),
-                        "payload": choice_payload(entry.id, candidate.language),
-                    }
-                )
+                buttons.append({"title": pick(entry.question, language), "payload": choice_payload(entry.id, language)})
         if buttons:
             return Reply(say("did_you_mean", language), buttons=[*buttons, human_button(language)])
     return Reply(say("not_understood", language), buttons=[human_button(language)])

