@@ -62,6 +62,16 @@ def create_app(token: str, actions_package: str = "actions") -> Sanic:
     return app
 
 
+def warm_up() -> None:
+    """Build the knowledge base's matcher and the tone model before taking requests, so the
+    first customer does not wait for them (about two seconds with the vectors saved)."""
+    from actions.faq import STORE
+    from bot.frustration import tone_model
+
+    STORE.matcher()
+    tone_model()
+
+
 def main() -> int:
     try:
         settings = load_settings()
@@ -75,6 +85,7 @@ def main() -> int:
     utils.configure_file_logging(logging.getLogger(APPLICATION_ROOT_LOGGER_NAME), None, logging.INFO, None)
     utils.update_sanic_log_level()
     app = create_app(settings.action_token)
+    warm_up()
     plugin_manager().hook.attach_sanic_app_extensions(app=app)
     logging.getLogger(__name__).info(
         "Action endpoint is up and running on http://%s:%s", settings.action_host, settings.action_port
