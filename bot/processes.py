@@ -263,7 +263,21 @@ def service_env(settings: Settings) -> dict[str, str]:
         "HANDOFF_PUBLIC_URL": settings.handoff_public_url,
         "PYTHONUNBUFFERED": "1",
         **QUIET_RASA,
+        **thread_env(),
     }
+
+
+def thread_env() -> dict[str, str]:
+    """Thread counts for the numeric libraries, set before any of them starts.
+
+    OpenMP (the sentence encoder, TensorFlow's oneDNN) and OpenBLAS (numpy) each start a
+    thread per core and let idle threads spin. With Rasa, the action server and the handoff
+    service on two cores, that spinning took the median message from 70 ms to 165 ms and the
+    slowest to 1.5 s (bench/stack_latency.py); the variables are read once, when a library
+    loads, so they must be in the child's environment from the start.
+    """
+    threads = os.environ.get("ENCODER_THREADS") or "1"
+    return {"OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def action_server_process(settings: Settings, log_dir: Path) -> Process:

@@ -77,7 +77,8 @@ def train(models_dir: Path | None = None, quiet: bool = False) -> Path:
     ]  # fmt: skip
     print(f"training the Rasa model ({len(generated.splitlines()) - 5} FAQ examples from the KB) ...", flush=True)
     started = time.monotonic()
-    env = {**os.environ, **QUIET_RASA, "ENCODER_THREADS": os.environ.get("ENCODER_THREADS") or "2"}
+    threads = os.environ.get("ENCODER_THREADS") or "2"  # nothing else runs during training
+    env = {**os.environ, **QUIET_RASA, "ENCODER_THREADS": threads, "OMP_NUM_THREADS": threads}
     subprocess.run(command, check=True, cwd=ROOT, env=env)
     print(f"trained {path.name} in {time.monotonic() - started:.0f} s", flush=True)
     old = sorted(path.parent.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime, reverse=True)
