@@ -186,9 +186,10 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 5000])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cold", type=int, default=100, help="entries embedded from nothing for the cold build")
+    parser.add_argument("--kb", type=Path, default=ROOT / "data" / "faq", help="the demo KB the sizes are built from")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
-    base = load(ROOT / "data" / "faq")
+    base = load(args.kb)
     evaluation = yaml.safe_load((ROOT / "tests" / "data" / "paraphrases.yml").read_text(encoding="utf-8"))
     queries = [i["text"] for i in evaluation["paraphrases"]] + [i["text"] for i in evaluation["ambiguous"]]
     rows = []

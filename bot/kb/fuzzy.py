@@ -78,17 +78,22 @@ class WordIndex:
             found[other] = max(found.get(other, 0.0), value / 100)
         return found
 
-    def scores(self, words: list[str]) -> dict[int, float]:
+    def scores(self, words: list[str], only: set[int] | None = None) -> dict[int, float]:
         """Score 0-100 for every variant sharing a word with the query: the harmonic mean of
-        how much of the query it covers and how much of it the query covers, by IDF weight."""
+        how much of the query it covers and how much of it the query covers, by IDF weight.
+        ``only``: score just these variants (the ones another index put forward); a common
+        word's postings run to thousands in a large KB."""
         words = list(dict.fromkeys(words))
         expansions = [self.similar(w) for w in words]
         query_weights = [self.idf.get(w, self.unknown_idf) for w in words]
         query_total = sum(query_weights) or 1.0
         candidates: set[int] = set()
-        for expansion in expansions:
-            for word in expansion:
-                candidates.update(self.postings[word])
+        if only is not None:
+            candidates = {i for i in only if any(word in self.variants[i] for e in expansions for word in e)}
+        else:
+            for expansion in expansions:
+                for word in expansion:
+                    candidates.update(self.postings[word])
         out: dict[int, float] = {}
         for index in candidates:
             variant = self.variants[index]

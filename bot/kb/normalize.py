@@ -8,6 +8,7 @@ so Cyrillic and Georgian fold as well as Latin text.
 from __future__ import annotations
 
 import unicodedata
+from functools import lru_cache
 
 _DROP = {"'", "\u2019", "\u02bc", "`", "\u00b4"}
 _FOLD = str.maketrans({"ё": "е"})
@@ -326,8 +327,12 @@ STOPWORDS: frozenset[str] = frozenset(
 )
 
 
+@lru_cache(maxsize=200_000)
 def content_words(text: str) -> str:
-    """The normalised text without stop words; falls back to all words if nothing is left."""
+    """The normalised text without stop words; falls back to all words if nothing is left.
+
+    Cached: a reload after one edit of a 5,000-entry KB asks again for 65,000 phrasings.
+    """
     words = normalize(text).split()
     kept = [w for w in words if w not in STOPWORDS]
     return " ".join(kept or words)
