@@ -107,7 +107,7 @@ class FrustrationSettings:
     # (an angry word, swearing, shouting, "!!!") ``tone_with_words`` is enough. Below
     # ``tone_floor`` it adds nothing, so calm messages do not build up a score over turns.
     # Chosen by 5-fold cross-validation on data/frustration/train.jsonl (bench/calibrate_tone.py):
-    # there 81% of angry messages hand off at once and none of the calm ones.
+    # there (689 messages) 76% of angry messages hand off at once and 1% of calm ones.
     tone_alone: float = 0.9
     tone_with_words: float = 0.6
     tone_floor: float = 0.6
