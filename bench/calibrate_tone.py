@@ -6,7 +6,7 @@ the messages (annoyed ones left out) and the other fifth is decided by ``assess`
 one-message conversations, with tone, lexicon and requests for a person together; the table
 shows, for pairs of ``tone_alone``/``tone_with_words`` probabilities, the share of angry
 messages handed off at once and of calm ones that would be. Pick the row with the most angry
-handed off while calm stays at 0%, and set ``ToneModel.C`` and those two settings.
+handed off while calm stays under 2% (the target), and set ``ToneModel.C`` and those two settings.
 
     .venv/bin/python bench/calibrate_tone.py
 """
@@ -46,7 +46,7 @@ def main() -> int:
             keep = [i for i in train if labels[i] != "annoyed"]
             model = ToneModel.fit([texts[i] for i in keep], [labels[i] == "angry" for i in keep], encoder, c)
             models.append((test, model))
-        for alone, with_words in ((0.7, 0.5), (0.8, 0.5), (0.9, 0.5), (0.9, 0.6), (0.95, 0.5)):
+        for alone, with_words in ((0.7, 0.5), (0.8, 0.5), (0.9, 0.5), (0.9, 0.6), (0.93, 0.6), (0.95, 0.6)):
             settings = replace(defaults, tone_alone=alone, tone_with_words=with_words)
             hands_off = np.zeros(len(rows), dtype=bool)
             for test, model in models:

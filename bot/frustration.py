@@ -107,8 +107,9 @@ class FrustrationSettings:
     # (an angry word, swearing, shouting, "!!!") ``tone_with_words`` is enough. Below
     # ``tone_floor`` it adds nothing, so calm messages do not build up a score over turns.
     # Chosen by 5-fold cross-validation on data/frustration/train.jsonl (bench/calibrate_tone.py):
-    # there (689 messages) 76% of angry messages hand off at once and 1% of calm ones.
-    tone_alone: float = 0.9
+    # there (1,319 messages, C=300) 73% of angry messages hand off at once and 0.8% of calm
+    # ones; at 0.9 it was 76% and 2.2%, over the 2% of calm customers that may be handed off.
+    tone_alone: float = 0.93
     tone_with_words: float = 0.6
     tone_floor: float = 0.6
     tone_scale: float = 0.7  # the tone signal at those probabilities: the default threshold
@@ -288,9 +289,12 @@ def is_small_talk(text: str) -> bool:
 
 
 def plain_form(text: str) -> str:
-    """The words without the shouting: "!" as ".", runs of "???" cut to one, an all-caps
-    message in lower case. Most messages are already plain, and then their NLU vector is reused."""
+    """The words without the shouting: "!" as "." and none at the end, runs of "???" cut to
+    one, an all-caps message in lower case. The final stop goes because angry messages end
+    in "!" far more often than calm ones: a model that saw "bill." for "bill!!!" learned that
+    a full stop is angry. Most messages are already plain, and then their NLU vector is reused."""
     text = _PUNCTUATION_RUN.sub(lambda m: "?" if "?" in m.group() else "!", text).replace("!", ".")
+    text = text.rstrip(" .") or text
     return text.lower() if _caps_ratio(text, 4) >= 0.6 else text
 
 

@@ -30,7 +30,7 @@ from bot.processes import (
     redis_process,
     service_env,
 )
-from bot.settings import Settings, load_settings
+from bot.settings import ROOT, Settings, load_settings
 from bot.train import train
 from tests.e2e import fake_graph
 from tests.e2e.clients import WEBCHAT_SECRET
@@ -167,7 +167,13 @@ def graph_api() -> Iterator[FakeGraphApi]:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory, redis_server: int, graph_api: FakeGraphApi) -> Iterator[Stack]:
     var_dir = tmp_path_factory.mktemp("stack")
+    # The demo KB plus an editor's entry not translated yet (tests/data/kb_extra): every
+    # demo entry is in all six languages, and a customer's language an entry lacks is a case too.
+    kb_dir = var_dir / "faq"
+    shutil.copytree(ROOT / "data" / "faq", kb_dir)
+    shutil.copy(ROOT / "tests" / "data" / "kb_extra" / "shop.yml", kb_dir / "shop.yml")
     env = {
+        "KB_DIR": str(kb_dir),
         **CHANNEL_SECRETS,
         "BUSINESS_HOURS_FILE": "always",  # the tests must not depend on the time of day
         "GRAPH_API_URL": graph_api.url,

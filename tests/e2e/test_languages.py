@@ -80,9 +80,11 @@ def test_a_latvian_customer_is_answered_in_latvian_and_the_language_is_remembere
     # "wifi" alone says nothing about the language: the bot keeps speaking Latvian.
     replies = stack.say(sender, "wifi")
     assert stack.tracker(sender)["slots"]["language"] == "lv"
-    # An entry with no Latvian answer: the English one, under a one-line note in Latvian.
-    replies = stack.say(sender, "kā atbloķēt telefonu, lai to varētu izmantot ar citu SIM karti?")
-    assert stack.tracker(sender)["slots"]["kb_last_match"]["id"] == "devices-unlock-phone"
+    # An entry with no Latvian answer (tests/data/kb_extra): the English one, under a
+    # one-line note in Latvian.
+    replies = stack.say(sender, "vai jūs pārdodat dāvanu kartes?")
+    assert stack.tracker(sender)["slots"]["kb_last_match"]["id"] == "shop-gift-cards"
+    assert "gift cards from €10" in texts(replies), replies
     assert texts(replies).startswith("Šī atbilde vēl nav pieejama latviešu valodā"), replies
 
 
