@@ -233,6 +233,8 @@ def main() -> int:
     evaluation = yaml.safe_load((ROOT / "tests" / "data" / "paraphrases.yml").read_text(encoding="utf-8"))
     queries = [i["text"] for i in evaluation["paraphrases"]] + [i["text"] for i in evaluation["ambiguous"]]
     rows = []
+    Matcher(base)
+    save_vectors()  # the demo KB's real vectors, kept for the next run (copies' are never saved)
     for size in args.sizes:
         kb = synthetic_kb(base, size)
         if not args.embed_copies:

@@ -136,6 +136,10 @@ def language_means(vectors: np.ndarray, languages: Sequence[str], kind: bytes = 
     }
 
 
+# content_words of the current KB's phrasings, so a reload normalises only what changed
+# (replaced by each build: it never holds more than one KB's texts).
+_PROCESSED: dict[str, str] = {}
+
 REFERENCE = Path(__file__).resolve().parents[2] / "data" / "nlu"
 
 
@@ -160,20 +164,39 @@ def reference_set(kind: bytes = b"") -> tuple[np.ndarray, list[str]]:
     return get_encoder().embed(texts, kind), languages
 
 
-def center(vectors: np.ndarray, means: Sequence[np.ndarray | None]) -> np.ndarray:
-    """Each row minus its mean (when given), scaled back to unit length."""
+def center_languages(vectors: np.ndarray, languages: Sequence[str], means: dict[str, np.ndarray]) -> np.ndarray:
+    """:func:`center` for rows labelled by language (one dict lookup per language, not per row)."""
+    slot = {language: n for n, language in enumerate(dict.fromkeys(languages))}
+    codes = np.fromiter((slot[language] for language in languages), dtype=np.int32, count=len(languages))
+    by_slot = [means.get(language) for language in slot]
+    return center(vectors, by_slot, codes)
+
+
+def center(vectors: np.ndarray, means: Sequence[np.ndarray | None], codes: np.ndarray | None = None) -> np.ndarray:
+    """Each row minus its mean (when given), scaled back to unit length; with ``codes``,
+    row ``i``'s mean is ``means[codes[i]]``."""
     if not len(vectors):
         return vectors
-    shifted = np.array(vectors, dtype=np.float32, copy=True)
-    groups: dict[int, list[int]] = {}
-    by_id = {}
+    if codes is not None:
+        table = np.stack([np.zeros(vectors.shape[1], np.float32) if m is None else m for m in means])
+        shifted = np.asarray(vectors, dtype=np.float32) - table[codes]
+        norms = np.sqrt(np.einsum("ij,ij->i", shifted, shifted))[:, None]
+        shifted /= np.where(norms == 0, 1, norms)
+        return shifted
+    distinct: dict[int, int] = {}
+    table = [np.zeros(vectors.shape[1], np.float32)]
+    index = np.empty(len(means), dtype=np.int32)
     for row, mean in enumerate(means):
-        if mean is not None:
-            groups.setdefault(id(mean), []).append(row)
-            by_id[id(mean)] = mean
-    for key, rows in groups.items():
-        shifted[rows] -= by_id[key]
-    norms = np.linalg.norm(shifted, axis=1, keepdims=True)
+        if mean is None:
+            index[row] = 0
+            continue
+        slot = distinct.get(id(mean))
+        if slot is None:
+            slot = distinct[id(mean)] = len(table)
+            table.append(np.asarray(mean, np.float32))
+        index[row] = slot
+    shifted = np.asarray(vectors, dtype=np.float32) - np.stack(table)[index]
+    norms = np.sqrt(np.einsum("ij,ij->i", shifted, shifted))[:, None]
     shifted /= np.where(norms == 0, 1, norms)
     return shifted
 
@@ -208,10 +231,16 @@ class Matcher:
         self._processed: list[str] = []
         self._language: list[str] = []
         owner: list[int] = []
+        global _PROCESSED
+        processed_before, processed_now = _PROCESSED, {}
         for number, entry in enumerate(kb.entries):
             for language, text in entry.variants():
                 texts.append(text)
-                self._processed.append(content_words(text))
+                processed = processed_before.get(text)
+                if processed is None:
+                    processed = content_words(text)
+                processed_now[text] = processed
+                self._processed.append(processed)
                 self._language.append(language)
                 owner.append(number)
         self._owner = np.asarray(owner, dtype=np.int64)
@@ -222,7 +251,7 @@ class Matcher:
         empty = np.empty((0, encoder.dim), np.float32)
         raw = encoder.embed(texts) if texts else empty
         self._means = language_means(raw, self._language)
-        self._vectors = center(raw, [self._means.get(lang) for lang in self._language])
+        self._vectors = center_languages(raw, self._language, self._means)
         passages = [(n, lang, text) for n, entry in enumerate(kb.entries) for lang, text in passage_texts(entry)]
         self._passage_starts = (
             np.flatnonzero(np.r_[True, np.diff([n for n, _, _ in passages]) != 0]) if passages else None
@@ -231,13 +260,14 @@ class Matcher:
         raw = encoder.embed([text for _, _, text in passages], PASSAGE) if passages else empty
         passage_languages = [lang for _, lang, _ in passages]
         passage_means = language_means(raw, passage_languages, PASSAGE)
-        self._passages = center(raw, [passage_means.get(lang) for lang in passage_languages])
+        self._passages = center_languages(raw, passage_languages, passage_means)
         counts = np.diff(np.r_[self._starts, len(owner)]) if owner else np.empty(0)
         centroids = (
             np.add.reduceat(self._vectors, self._starts) / counts[:, None] if owner else np.empty((0, encoder.dim))
         )
         norms = np.linalg.norm(centroids, axis=1, keepdims=True)
         self._centroids = (centroids / np.where(norms == 0, 1, norms)).astype(np.float32)
+        _PROCESSED = processed_now
         self._words = WordIndex([p.split() for p in self._processed], [str(o) for o in owner])
         # An editor's own phrasing, typed as written (up to case, punctuation and filler
         # words), is answered whatever the vectors say.
