@@ -159,6 +159,28 @@ def _check(folder: Path) -> subprocess.CompletedProcess:
     )
 
 
+def test_every_kb_command_names_its_folder_with_kb(tmp_path: Path) -> None:
+    broken = tmp_path / "faq"
+    shutil.copytree(DEMO_KB, broken)
+    (broken / "extra.yml").write_text("entries:\n  - id: x\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.kb", "check", "--kb", str(broken)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 1 and f"{broken / 'extra.yml'}:2:" in result.stdout, result.stdout + result.stderr
+    for command in (["match"], ["eval", "cases.csv"], ["nlu"]):
+        usage = subprocess.run(
+            [sys.executable, "-m", "bot.kb", *command, "--help"], cwd=ROOT, capture_output=True, text=True
+        )
+        assert "--kb KB" in usage.stdout, command
+    both = subprocess.run(
+        [sys.executable, "-m", "bot.kb", "check", str(DEMO_KB), "--kb", str(broken)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert both.returncode == 2 and "name one" in both.stderr
+
+
 def test_check_command_exits_0_on_the_demo_kb() -> None:
     result = _check(DEMO_KB)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -101,16 +101,18 @@ def _nlu(directory: Path, out: Path | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot.kb", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    check = commands.add_parser("check", help="validate a knowledge-base folder")
-    check.add_argument("dir", nargs="?", type=Path, help="folder of .yml files (default: KB_DIR or data/faq)")
-    match = commands.add_parser("match", help="match stdin queries, one JSON line each")
-    match.add_argument("--kb", type=Path, help="folder of .yml files (default: KB_DIR or data/faq)")
-    evaluation = commands.add_parser("eval", help="accuracy, coverage and confusions on labelled questions")
+    # One way to name the folder for every command: --kb DIR (check also takes it bare, as before).
+    folder = argparse.ArgumentParser(add_help=False)
+    folder.add_argument("--kb", type=Path, help="folder of .yml files (default: KB_DIR or data/faq)")
+    check = commands.add_parser("check", parents=[folder], help="validate a knowledge-base folder")
+    check.add_argument("dir", nargs="?", type=Path, help="the same as --kb DIR")
+    commands.add_parser("match", parents=[folder], help="match stdin queries, one JSON line each")
+    evaluation = commands.add_parser(
+        "eval", parents=[folder], help="accuracy, coverage and confusions on labelled questions"
+    )
     evaluation.add_argument("file", type=Path, help="CSV of query, expected_id (none = not covered)")
-    evaluation.add_argument("--kb", type=Path, help="folder of .yml files (default: KB_DIR or data/faq)")
     evaluation.add_argument("--json", action="store_true", help="print the figures as JSON")
-    nlu = commands.add_parser("nlu", help="write NLU training examples generated from the KB")
-    nlu.add_argument("--kb", type=Path)
+    nlu = commands.add_parser("nlu", parents=[folder], help="write NLU training examples generated from the KB")
     nlu.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     try:
@@ -119,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     if args.command == "check":
-        return _check(args.dir or default_dir)
+        if args.dir and args.kb and args.dir.resolve() != args.kb.resolve():
+            print(f"check: two folders given ({args.dir} and --kb {args.kb}); name one", file=sys.stderr)
+            return 2
+        return _check(args.kb or args.dir or default_dir)
     if args.command == "match":
         return _match(args.kb or default_dir)
     if args.command == "eval":
