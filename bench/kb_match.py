@@ -9,8 +9,12 @@ phrasings of ``tests/data/paraphrases.yml``.
   *including* embedding the query (the encoder's cache is bypassed), as a message the NLU
   did not embed would cost;
 * **before**: ``bot.kb.fuzzy.FuzzyMatcher``, the rapidfuzz matcher it replaced;
-* **reload**: building the matcher again after one phrasing changed (all other vectors
-  come from the cache): what an editor's save costs, on a background thread;
+* **reload**: building the matcher again after one phrasing changed, from the previous
+  matcher (as the store does): what an editor's save costs, on a background thread;
+* **live after save**: the KB written as YAML files of 100 entries, served by the live
+  store (``bot.kb.store``, its watcher checking twice a second); one file is saved with a
+  new phrasing and the clock runs until the store serves it: detection, parsing the one
+  changed file, and the rebuild;
 * **cold build**: embedding a KB from nothing, measured on ``--cold`` entries and
   projected linearly (it is linear in texts) to the largest size.
 
@@ -157,8 +161,9 @@ def measure(kb: KnowledgeBase, queries: list[str], rounds: int, save: bool = Tru
     language = next(iter(first.alternatives))
     edited = replace(first, alternatives={**first.alternatives, language: (*first.alternatives[language], "edit")})
     started = time.perf_counter()
-    Matcher(KnowledgeBase.of([edited, *kb.entries[1:]]))
+    Matcher(KnowledgeBase.of([edited, *kb.entries[1:]]), previous=matcher)
     reload_s = time.perf_counter() - started
+    first_load_s, live_s = live_after_save(kb)
 
     def ours(query: str) -> None:
         vector = encoder.compute([query])[0]  # no cache: the full cost of a new message
@@ -174,12 +179,63 @@ def measure(kb: KnowledgeBase, queries: list[str], rounds: int, save: bool = Tru
         "phrasings": len(matcher),
         "build_s": build_s,
         "reload_s": reload_s,
+        "first_load_s": first_load_s,
+        "live_s": live_s,
         "memory_mb": memory_mb,
         "p50": statistics.median(after),
         "p99": percentile(after, 0.99),
         "base_p50": statistics.median(before),
         "base_p99": percentile(before, 0.99),
     }
+
+
+def entry_yaml(entry) -> dict:
+    """An entry as an editor would write it (what the loader reads back)."""
+    out = {
+        "id": entry.id,
+        "question": dict(entry.question),
+        "alternatives": {k: list(v) for k, v in entry.alternatives.items()},
+    }
+    out["answer"] = dict(entry.answer)
+    out["tags"] = list(entry.tags) or ["general"]
+    if entry.links:
+        out["links"] = [{"title": dict(link.title), "url": link.url} for link in entry.links]
+    return out
+
+
+def live_after_save(kb: KnowledgeBase, per_file: int = 100) -> tuple[float, float]:
+    """Seconds for the store's first load of ``kb`` from YAML files (vectors cached), and
+    from saving one edited file until the store serves the edit."""
+    import tempfile
+
+    from bot.kb.result import MatchSettings
+    from bot.kb.store import KnowledgeBaseStore
+
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        files = []
+        for number in range(0, len(kb.entries), per_file):
+            path = folder / f"part{number // per_file:03d}.yml"
+            entries = [entry_yaml(e) for e in kb.entries[number : number + per_file]]
+            path.write_text(yaml.safe_dump({"entries": entries}, allow_unicode=True, sort_keys=False), encoding="utf-8")
+            files.append(path)
+        started = time.perf_counter()
+        store = KnowledgeBaseStore(folder, MatchSettings(), check_every=0.5)
+        store.wait()
+        first_load_s = time.perf_counter() - started
+        store.watch()
+        path = files[len(files) // 2]
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        entry = data["entries"][0]
+        entry["alternatives"]["en"].append("a wording an editor just added")
+        time.sleep(0.3)  # the watcher is somewhere in its half-second wait, as in real life
+        started = time.perf_counter()
+        path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        while "a wording an editor just added" not in store.kb.get(entry["id"]).alternatives["en"]:
+            time.sleep(0.01)
+        live_s = time.perf_counter() - started
+        store.stop()
+        return first_load_s, live_s
 
 
 def cold_build(kb: KnowledgeBase) -> tuple[int, float]:
@@ -199,13 +255,14 @@ def table(rows: list[dict], rounds: int, queries: int, cold: tuple[int, int, flo
         "after = sentence encoder + rapidfuzz, *including* embedding the query on one thread; before = the "
         f"rapidfuzz matcher it replaced (`bot.kb.fuzzy.FuzzyMatcher`), same run. Sizes built from {source}.",
         "",
-        "| entries | phrasings | build (vectors cached) | reload after one edit | memory "
-        "| after p50 | after p99 | before p50 | before p99 |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| entries | phrasings | build (vectors cached) | reload after one edit | first load from files "
+        "| live after save | memory | after p50 | after p99 | before p50 | before p99 |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['entries']:,} | {r['phrasings']:,} | {r['build_s']:.2f} s | {r['reload_s']:.2f} s "
+            f"| {r['first_load_s']:.1f} s | {r['live_s']:.2f} s "
             f"| {r['memory_mb']:.0f} MB | {r['p50']:.1f} ms | {r['p99']:.1f} ms | {r['base_p50']:.1f} ms "
             f"| {r['base_p99']:.1f} ms |"
         )
@@ -244,7 +301,8 @@ def main() -> int:
         print(
             f"{row['entries']:>6} entries: after p50 {row['p50']:.1f} ms p99 {row['p99']:.1f} ms; before p50 "
             f"{row['base_p50']:.1f} ms p99 {row['base_p99']:.1f} ms; build {row['build_s']:.2f} s, "
-            f"reload {row['reload_s']:.2f} s",
+            f"reload {row['reload_s']:.2f} s, first load from files {row['first_load_s']:.1f} s, "
+            f"live after save {row['live_s']:.2f} s",
             flush=True,
         )
     texts, seconds = cold_build(synthetic_kb(base, args.cold))

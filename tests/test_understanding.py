@@ -168,3 +168,72 @@ def test_kb_check_runs_the_editors_test_wordings(tmp_path: Path) -> None:
     )
     assert bad.returncode == 1
     assert f"{folder / 'billing.yml'}:" in bad.stdout and 'test "my parcel never arrived" got' in bad.stdout
+
+
+def _edited_kb(kb: KnowledgeBase) -> KnowledgeBase:
+    """Every kind of edit at once: a phrasing added, an answer reworded, an entry removed,
+    one moved to the end, and a new entry."""
+    entries = list(kb.entries)
+    first = entries[0]
+    language = next(iter(first.alternatives))
+    entries[0] = replace(
+        first, alternatives={**first.alternatives, language: (*first.alternatives[language], "my modem is dead xq9")}
+    )
+    second = entries[1]
+    entries[1] = replace(second, answer={**second.answer, "en": second.answer["en"] + " Call us if it persists."})
+    del entries[2]
+    entries.append(entries.pop(3))
+    entries.append(
+        replace(
+            entries[4],
+            id="new-entry-added",
+            question={"en": "Can I bring my own router to the fibre plan?"},
+            alternatives={"en": ("use my own router", "is a third-party modem allowed")},
+            answer={"en": "Yes: any router with a WAN Ethernet port works; set it to DHCP."},
+        )
+    )
+    return KnowledgeBase.of(entries)
+
+
+def test_a_reload_built_from_the_previous_matcher_answers_as_a_fresh_build(matcher: Matcher, monkeypatch) -> None:
+    # In a KB this small, removing an entry moves the language means by about 0.003; a
+    # 5,000-entry KB moves them a hundred times less. Allow that here, so the rows of the
+    # unchanged entries are reused and shown to be as good as recomputed ones.
+    monkeypatch.setattr("bot.kb.matcher.MEAN_TOLERANCE", 0.01)
+    edited = _edited_kb(matcher.kb)
+    reloaded = Matcher(edited, previous=matcher)
+    fresh = Matcher(edited)
+    assert reloaded._means is matcher._means  # unchanged entries' rows were reused, not recomputed
+    assert reloaded.phrasing_vectors.shape == fresh.phrasing_vectors.shape
+    assert np.abs(reloaded.phrasing_vectors - fresh.phrasing_vectors).max() < 0.02
+    assert np.abs(reloaded._centroids - fresh._centroids).max() < 0.02
+    assert np.abs(reloaded._passages - fresh._passages).max() < 0.02
+    queries = [
+        "my modem is dead xq9",
+        "is a third party router ok on fibre",
+        "how do I pay my bill",
+        "kā samaksāt rēķinu",
+        "интернет не работает",
+        "asdf qwerty",
+        *(entry.question["en"] for entry in edited.entries[:30]),
+    ]
+    for query in queries:
+        a, b = reloaded.match(query), fresh.match(query)
+        assert (a.decision, a.id) == (b.decision, b.id), query
+        assert abs(a.score - b.score) <= 1.0, (query, a.score, b.score)
+    assert reloaded.match("my modem is dead xq9").id == edited.entries[0].id
+    assert reloaded.match("can I bring my own router to the fibre plan").id == "new-entry-added"
+    removed = matcher.kb.entries[2]
+    assert reloaded.kb.get(removed.id) is None
+    assert removed.id not in {c.id for c in reloaded.match(removed.question["en"]).candidates}
+
+
+def test_a_reload_that_moves_the_language_means_recentres_everything(matcher: Matcher) -> None:
+    # Half the KB gone at once: the means move past the tolerance, so nothing stale is kept.
+    half = KnowledgeBase.of(matcher.kb.entries[::2])
+    reloaded = Matcher(half, previous=matcher)
+    fresh = Matcher(half)
+    assert reloaded._means.keys() == fresh._means.keys()
+    for language, mean in fresh._means.items():
+        assert np.allclose(reloaded._means[language], mean, atol=1e-6)
+    assert np.abs(reloaded.phrasing_vectors - fresh.phrasing_vectors).max() < 1e-5

@@ -10,8 +10,11 @@ before the encoder, kept as the baseline the benchmarks measure against.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Hashable, Iterable, Sequence
+from functools import cached_property
 
+import numpy as np
 from rapidfuzz import fuzz, process
 
 from bot.kb.model import KnowledgeBase
@@ -38,6 +41,20 @@ def char_score(query: str, choice: str) -> float:
     )
 
 
+def char_scores(query: str, choices: Sequence[str]) -> np.ndarray:
+    """:func:`char_score` of ``query`` against each of ``choices``, in three calls into
+    rapidfuzz instead of three per choice (a large KB's candidates run to hundreds)."""
+    if not query or not choices:
+        return np.zeros(len(choices))
+    choices = list(choices)
+    token_set = process.cdist([query], choices, scorer=fuzz.token_set_ratio, dtype=np.float64)[0]
+    token_sort = process.cdist([query], choices, scorer=fuzz.token_sort_ratio, dtype=np.float64)[0]
+    ratio = process.cdist([query], choices, scorer=fuzz.ratio, dtype=np.float64)[0]
+    out = np.maximum(0.6 * token_set + 0.4 * token_sort, 0.95 * ratio)
+    out[[not choice for choice in choices]] = 0.0
+    return out
+
+
 class WordIndex:
     """Word-level matching weighted by rarity (IDF), with fuzzy word equality.
 
@@ -51,29 +68,64 @@ class WordIndex:
     WORD_CUTOFF = 80.0
     SHORT_WORD = 3
 
-    def __init__(self, variants: list[list[str]], owners: list[str]) -> None:
-        document_frequency: dict[str, set[str]] = defaultdict(set)
-        for words, owner in zip(variants, owners, strict=False):
-            for word in words:
-                document_frequency[word].add(owner)
-        n = max(1, len(set(owners)))
-        self.idf = {w: math.log(1 + n / len(ids)) for w, ids in document_frequency.items()}
+    def __init__(
+        self,
+        variants: Sequence[Iterable[str]],
+        owners: Sequence[Hashable],
+        entry_words: Sequence[frozenset[str]] | None = None,
+        document_frequency: Counter[str] | None = None,
+    ) -> None:
+        """``variants``: each phrasing's words; ``owners``: the entry each belongs to;
+        ``entry_words``: each entry's words, when the caller keeps them (a reload reuses
+        the unchanged entries' sets) and ``document_frequency``, how many entries use each
+        word, when the caller updated the previous one (a reload counts only what changed)."""
+        self.variants = [v if isinstance(v, frozenset) else frozenset(v) for v in variants]
+        if entry_words is None:
+            groups: dict[Hashable, set[str]] = {}
+            for words, owner in zip(self.variants, owners, strict=False):
+                groups.setdefault(owner, set()).update(words)
+            entry_words = [frozenset(words) for words in groups.values()]
+        self.entry_words = entry_words
+        if document_frequency is None:
+            document_frequency = Counter()
+            for words in entry_words:
+                document_frequency.update(words)
+        self.document_frequency = +document_frequency  # drops the words no entry uses any more
+        n = max(1, len(entry_words))
+        self.idf = {w: math.log(1 + n / count) for w, count in self.document_frequency.items()}
         self.unknown_idf = math.log(1 + n / 0.5)
         self.vocabulary = list(self.idf)
-        self.variants = [set(words) for words in variants]
-        self.weights = [sum(self.idf[w] for w in words) for words in self.variants]
-        self.postings: dict[str, list[int]] = defaultdict(list)
+        self._weights: dict[int, float] = {}
+
+    def weight(self, index: int) -> float:
+        """The IDF weight of a phrasing's words (computed when first scored: a reload of a
+        large KB does not pay for 250,000 sums that few queries ever need)."""
+        weight = self._weights.get(index)
+        if weight is None:
+            weight = self._weights[index] = sum(self.idf[w] for w in self.variants[index])
+        return weight
+
+    @cached_property
+    def postings(self) -> dict[str, list[int]]:
+        """Every phrasing that uses each word (built on first use, by the baseline matcher)."""
+        postings: dict[str, list[int]] = defaultdict(list)
         for index, words in enumerate(self.variants):
             for word in words:
-                self.postings[word].append(index)
+                postings[word].append(index)
+        return postings
 
-    def similar(self, word: str) -> dict[str, float]:
-        """Vocabulary words close enough to ``word``, with similarity 0-1."""
+    def similar(self, word: str, vocabulary: Sequence[str] | None = None) -> dict[str, float]:
+        """Vocabulary words close enough to ``word``, with similarity 0-1; ``vocabulary``:
+        look only among these (the words of the phrasings about to be scored)."""
         found = {word: 1.0} if word in self.idf else {}
         if len(word) <= self.SHORT_WORD:
             return found
         for other, value, _ in process.extract(
-            word, self.vocabulary, scorer=fuzz.ratio, score_cutoff=self.WORD_CUTOFF, limit=20
+            word,
+            self.vocabulary if vocabulary is None else vocabulary,
+            scorer=fuzz.ratio,
+            score_cutoff=self.WORD_CUTOFF,
+            limit=20,
         ):
             found[other] = max(found.get(other, 0.0), value / 100)
         return found
@@ -82,9 +134,11 @@ class WordIndex:
         """Score 0-100 for every variant sharing a word with the query: the harmonic mean of
         how much of the query it covers and how much of it the query covers, by IDF weight.
         ``only``: score just these variants (the ones another index put forward); a common
-        word's postings run to thousands in a large KB."""
+        word's postings run to thousands in a large KB; only their words can count, so
+        misspellings are looked up among those, not the whole vocabulary."""
         words = list(dict.fromkeys(words))
-        expansions = [self.similar(w) for w in words]
+        vocabulary = None if only is None else list(frozenset().union(*(self.variants[i] for i in only)))
+        expansions = [self.similar(w, vocabulary) for w in words]
         query_weights = [self.idf.get(w, self.unknown_idf) for w in words]
         query_total = sum(query_weights) or 1.0
         candidates: set[int] = set()
@@ -93,7 +147,7 @@ class WordIndex:
         else:
             for expansion in expansions:
                 for word in expansion:
-                    candidates.update(self.postings[word])
+                    candidates.update(self.postings.get(word, ()))
         out: dict[int, float] = {}
         for index in candidates:
             variant = self.variants[index]
@@ -107,7 +161,7 @@ class WordIndex:
                         covered_variant[word] = max(covered_variant.get(word, 0.0), similarity)
                 covered_query += weight * best
             recall = covered_query / query_total
-            precision = sum(self.idf[w] * v for w, v in covered_variant.items()) / (self.weights[index] or 1.0)
+            precision = sum(self.idf[w] * v for w, v in covered_variant.items()) / (self.weight(index) or 1.0)
             if recall + precision:
                 out[index] = 100 * 2 * precision * recall / (precision + recall)
         return out

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.kb.fuzzy import WordIndex, char_score
+from bot.kb.fuzzy import WordIndex, char_scores
 from bot.kb.model import DEFAULT_LANGUAGE, KnowledgeBase, pick
 from bot.kb.normalize import content_words
 from bot.kb.result import ANSWER, NONE, SUGGEST, Candidate, Match, MatchSettings
@@ -108,10 +108,55 @@ def passage_texts(entry) -> list[tuple[str, str]]:
 
 
 MIN_PHRASINGS_FOR_MEAN = 50
+# A reload keeps the language means it centred with while the exact means stay this close
+# (L2): one edit in a large KB moves them by about 1e-5, and reusing every unchanged
+# entry's centred vectors is what makes the reload fast. Cosines move by under 0.005.
+MEAN_TOLERANCE = 0.002
 
 
-def language_means(vectors: np.ndarray, languages: Sequence[str], kind: bytes = b"") -> dict[str, np.ndarray]:
-    """The mean vector of each language, over the KB's texts and a fixed reference set.
+@dataclass
+class LanguageSums:
+    """Per-language sums of raw vectors and their counts: what :func:`language_means`
+    averages, kept so that a reload only adds the changed texts and takes the removed ones away."""
+
+    sums: dict[str, np.ndarray]
+    counts: dict[str, int]
+
+    @classmethod
+    def of(cls, vectors: np.ndarray, languages: Sequence[str]) -> LanguageSums:
+        out = cls({}, {})
+        out.add(vectors, languages)
+        return out
+
+    def copy(self) -> LanguageSums:
+        return LanguageSums({k: v.copy() for k, v in self.sums.items()}, dict(self.counts))
+
+    def add(self, vectors: np.ndarray, languages: Sequence[str], sign: int = 1) -> None:
+        codes = np.asarray(languages)
+        for language in set(codes.tolist()):
+            rows = np.flatnonzero(codes == language)
+            total = vectors[rows].sum(0, dtype=np.float64)
+            self.sums[language] = self.sums.get(language, 0.0) + sign * total
+            self.counts[language] = self.counts.get(language, 0) + sign * len(rows)
+
+    def means(self) -> dict[str, np.ndarray]:
+        return {
+            language: (self.sums[language] / self.counts[language]).astype(np.float32)
+            for language in self.sums
+            if self.counts[language] >= MIN_PHRASINGS_FOR_MEAN
+        }
+
+
+def means_close(new: dict[str, np.ndarray], old: dict[str, np.ndarray]) -> bool:
+    """Whether vectors centred with ``old`` are still good for ``new`` (see MEAN_TOLERANCE)."""
+    return new.keys() == old.keys() and all(
+        float(np.linalg.norm(new[lang] - old[lang])) <= MEAN_TOLERANCE for lang in new
+    )
+
+
+def language_sums(vectors: np.ndarray, languages: Sequence[str], kind: bytes = b"") -> LanguageSums:
+    """The sums behind the mean vector of each language, over the KB's texts and a fixed
+    reference set.
 
     A multilingual encoder puts every Latvian sentence a little closer to every other
     Latvian sentence than to its English twin: a Latvian question drifts to whichever entry
@@ -122,23 +167,15 @@ def language_means(vectors: np.ndarray, languages: Sequence[str], kind: bytes = 
     the calibrated scores, stay the same kind of thing in a two-entry knowledge base.
     """
     reference_vectors, reference_languages = reference_set(kind)
-    sums: dict[str, np.ndarray] = {}
-    counts: dict[str, int] = {}
-    for block, codes in ((vectors, np.asarray(languages)), (reference_vectors, np.asarray(reference_languages))):
-        for language in set(codes.tolist()):
-            rows = np.flatnonzero(codes == language)
-            sums[language] = sums.get(language, 0.0) + block[rows].sum(0, dtype=np.float64)
-            counts[language] = counts.get(language, 0) + len(rows)
-    return {
-        language: (sums[language] / counts[language]).astype(np.float32)
-        for language in sums
-        if counts[language] >= MIN_PHRASINGS_FOR_MEAN
-    }
+    sums = LanguageSums.of(reference_vectors, reference_languages)
+    sums.add(vectors, languages)
+    return sums
 
 
-# content_words of the current KB's phrasings, so a reload normalises only what changed
-# (replaced by each build: it never holds more than one KB's texts).
-_PROCESSED: dict[str, str] = {}
+def language_means(vectors: np.ndarray, languages: Sequence[str], kind: bytes = b"") -> dict[str, np.ndarray]:
+    """The mean vector of each language with enough texts (see :func:`language_sums`)."""
+    return language_sums(vectors, languages, kind).means()
+
 
 REFERENCE = Path(__file__).resolve().parents[2] / "data" / "nlu"
 
@@ -201,6 +238,79 @@ def center(vectors: np.ndarray, means: Sequence[np.ndarray | None], codes: np.nd
     return shifted
 
 
+def entry_texts(entry) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """What the matcher embeds of an entry: its phrasings and its passages, as
+    ``(language, text)`` pairs. Equal tuples mean a reload can reuse the entry's rows."""
+    return tuple(entry.variants()), tuple(passage_texts(entry))
+
+
+def _texts_and_reuse(kb: KnowledgeBase, previous: Matcher | None) -> tuple[list[tuple], list[int | None]]:
+    """Each entry's :func:`entry_texts`, and the previous matcher's entry with the same
+    texts (each used once). An entry object the previous KB already held (the store keeps
+    unchanged files' entries) is taken as it is, without comparing its texts."""
+    if previous is None:
+        return [entry_texts(entry) for entry in kb.entries], [None] * len(kb.entries)
+    same_object = {id(entry): number for number, entry in enumerate(previous.kb.entries)}
+    texts: list[tuple] = []
+    reuse: list[int | None] = []
+    taken: set[int] = set()
+    pending: list[int] = []
+    for number, entry in enumerate(kb.entries):
+        old = same_object.get(id(entry))
+        if old is not None and previous.kb.entries[old] is entry and old not in taken:
+            texts.append(previous._texts[old])
+            reuse.append(old)
+            taken.add(old)
+        else:
+            texts.append(entry_texts(entry))
+            reuse.append(None)
+            pending.append(number)
+    if pending:
+        available: dict[tuple, list[int]] = {}
+        for old, key in enumerate(previous._texts):
+            if old not in taken:
+                available.setdefault(key, []).append(old)
+        for number in pending:
+            olds = available.get(texts[number])
+            if olds:
+                reuse[number] = olds.pop(0)
+    return texts, reuse
+
+
+def _merge(spans: Sequence[tuple[bool, int, int]]) -> list[tuple[bool, int, int]]:
+    """Join spans that continue each other in the same source (an edit leaves three)."""
+    merged: list[tuple[bool, int, int]] = []
+    for source, start, stop in spans:
+        if merged and merged[-1][0] == source and merged[-1][2] == start:
+            merged[-1] = (source, merged[-1][1], stop)
+        elif stop > start:
+            merged.append((source, start, stop))
+    return merged
+
+
+def gather_rows(old: np.ndarray, new: np.ndarray, spans: Sequence[tuple[bool, int, int]]) -> np.ndarray:
+    """Rows ``start:stop`` of ``old`` (source True) or ``new``, in the order of ``spans``."""
+    pieces = [(old if source else new)[start:stop] for source, start, stop in _merge(spans)]
+    return np.concatenate(pieces) if pieces else new[:0]
+
+
+def gather_list(old: list, new: list, spans: Sequence[tuple[bool, int, int]]) -> list:
+    """:func:`gather_rows` for lists."""
+    out: list = []
+    for source, start, stop in _merge(spans):
+        out.extend((old if source else new)[start:stop])
+    return out
+
+
+def centroids_of(vectors: np.ndarray, counts: Sequence[int]) -> np.ndarray:
+    """The normalised mean of each consecutive group of ``counts`` rows."""
+    counts = np.asarray(counts, dtype=np.int64)
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    centroids = np.add.reduceat(vectors, starts) / counts[:, None]
+    norms = np.linalg.norm(centroids, axis=1, keepdims=True)
+    return (centroids / np.where(norms == 0, 1, norms)).astype(np.float32)
+
+
 class Matcher:
     """Holds the phrasing vectors of one knowledge base; a query costs one embedding, one
     matrix-vector product over all phrasings, and rapidfuzz on a dozen candidates."""
@@ -218,7 +328,13 @@ class Matcher:
         settings: MatchSettings | None = None,
         encoder=None,
         model: ScoreModel = SCORE_MODEL,
+        previous: Matcher | None = None,
     ) -> None:
+        """``previous``: the matcher this one replaces after an edit. Entries whose texts did
+        not change keep their analysed phrasings, centred vectors and centroids (as long as
+        the language means stay within :data:`MEAN_TOLERANCE`); only the changed entries are
+        embedded and normalised. In a 5,000-entry KB that is the difference between seconds
+        and a fraction of one."""
         if encoder is None:
             from bot.nlu.encoder import get_encoder
 
@@ -227,57 +343,164 @@ class Matcher:
         self.settings = settings or MatchSettings()
         self.encoder = encoder
         self.model = model
-        texts: list[str] = []
-        self._processed: list[str] = []
-        self._language: list[str] = []
-        owner: list[int] = []
-        global _PROCESSED
-        processed_before, processed_now = _PROCESSED, {}
-        for number, entry in enumerate(kb.entries):
-            for language, text in entry.variants():
-                texts.append(text)
-                processed = processed_before.get(text)
-                if processed is None:
-                    processed = content_words(text)
-                processed_now[text] = processed
-                self._processed.append(processed)
-                self._language.append(language)
-                owner.append(number)
-        self._owner = np.asarray(owner, dtype=np.int64)
-        # Phrasings are stored entry by entry, so each entry's rows are one slice.
-        self._starts = np.flatnonzero(np.r_[True, self._owner[1:] != self._owner[:-1]]) if owner else np.empty(0, int)
-        from bot.nlu.encoder import PASSAGE
-
-        empty = np.empty((0, encoder.dim), np.float32)
-        raw = encoder.embed(texts) if texts else empty
-        self._means = language_means(raw, self._language)
-        self._vectors = center_languages(raw, self._language, self._means)
-        passages = [(n, lang, text) for n, entry in enumerate(kb.entries) for lang, text in passage_texts(entry)]
-        self._passage_starts = (
-            np.flatnonzero(np.r_[True, np.diff([n for n, _, _ in passages]) != 0]) if passages else None
-        )
-        self._passage_ends = np.r_[self._passage_starts[1:], len(passages)] if passages else None
-        raw = encoder.embed([text for _, _, text in passages], PASSAGE) if passages else empty
-        passage_languages = [lang for _, lang, _ in passages]
-        passage_means = language_means(raw, passage_languages, PASSAGE)
-        self._passages = center_languages(raw, passage_languages, passage_means)
-        counts = np.diff(np.r_[self._starts, len(owner)]) if owner else np.empty(0)
-        centroids = (
-            np.add.reduceat(self._vectors, self._starts) / counts[:, None] if owner else np.empty((0, encoder.dim))
-        )
-        norms = np.linalg.norm(centroids, axis=1, keepdims=True)
-        self._centroids = (centroids / np.where(norms == 0, 1, norms)).astype(np.float32)
-        _PROCESSED = processed_now
-        self._words = WordIndex([p.split() for p in self._processed], [str(o) for o in owner])
+        if previous is not None and (previous.encoder is not encoder or previous.model != model):
+            previous = None
+        self._texts, reuse = _texts_and_reuse(kb, previous)
+        fresh = [number for number, old in enumerate(reuse) if old is None]
+        removed = sorted(set(range(len(previous._texts))) - set(reuse)) if previous is not None else []
+        self._analyse_words(reuse, fresh, previous)
+        self._build_vectors(reuse, fresh, removed, previous, passages=False)
+        self._build_vectors(reuse, fresh, removed, previous, passages=True)
         # An editor's own phrasing, typed as written (up to case, punctuation and filler
-        # words), is answered whatever the vectors say.
-        self._exact: dict[str, int] = {}
-        for processed, entry in zip(self._processed, owner, strict=True):
-            self._exact.setdefault(processed, entry) if processed else None
+        # words), is answered whatever the vectors say (the first entry wins a tie).
+        owners = self._owner.tolist()
+        self._exact: dict[str, int] = dict(zip(self._processed[::-1], owners[::-1], strict=True))
+        self._exact.pop("", None)
+        self._rare_rows: dict[str, list[int]] = {}
         self._rows_of: dict[int, range] = {
-            int(self._owner[s]): range(int(s), int(e))
-            for s, e in zip(self._starts, [*self._starts[1:], len(owner)], strict=True)
+            number: range(start, start + count)
+            for number, (start, count) in enumerate(zip(self._starts.tolist(), self._counts.tolist(), strict=True))
         }
+
+    def _analyse_words(self, reuse: list[int | None], fresh: list[int], previous: Matcher | None) -> None:
+        """Each phrasing's content words and language, per row; each entry's words."""
+        counts = np.fromiter((len(variants) for variants, _ in self._texts), dtype=np.int64, count=len(self._texts))
+        self._counts = counts
+        self._owner = np.repeat(np.arange(len(self._texts), dtype=np.int64), counts)
+        self._starts = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64) if len(counts) else np.empty(0, np.int64)
+        processed: list[str] = []
+        language: list[str] = []
+        row_words: list[frozenset[str]] = []
+        fresh_rows: dict[int, tuple[int, int]] = {}
+        for number in fresh:
+            start = len(processed)
+            for lang, text in self._texts[number][0]:
+                words = content_words(text)
+                processed.append(words)
+                language.append(lang)
+                row_words.append(frozenset(words.split()))
+            fresh_rows[number] = (start, len(processed))
+        entry_words_new = [frozenset().union(*row_words[slice(*fresh_rows[n])]) for n in fresh]
+        spans = []
+        entry_spans = []
+        fresh_slot = {number: slot for slot, number in enumerate(fresh)}
+        for number, old in enumerate(reuse):
+            if old is None:
+                spans.append((False, *fresh_rows[number]))
+                entry_spans.append((False, fresh_slot[number], fresh_slot[number] + 1))
+            else:
+                start = int(previous._starts[old])
+                spans.append((True, start, start + len(self._texts[number][0])))
+                entry_spans.append((True, old, old + 1))
+        if previous is None:
+            self._processed, self._language, words, entry_words = processed, language, row_words, entry_words_new
+        else:
+            self._processed = gather_list(previous._processed, processed, spans)
+            self._language = gather_list(previous._language, language, spans)
+            words = gather_list(previous._words.variants, row_words, spans)
+            entry_words = gather_list(previous._words.entry_words, entry_words_new, entry_spans)
+        frequency = None
+        if previous is not None:
+            kept = {old for old in reuse if old is not None}
+            frequency = previous._words.document_frequency.copy()
+            for old, old_words in enumerate(previous._words.entry_words):
+                if old not in kept:
+                    frequency.subtract(old_words)
+            for new_words in entry_words_new:
+                frequency.update(new_words)
+        self._words = WordIndex(words, self._owner, entry_words, frequency)
+
+    def _build_vectors(
+        self,
+        reuse: list[int | None],
+        fresh: list[int],
+        removed: list[int],
+        previous: Matcher | None,
+        passages: bool,
+    ) -> None:
+        """The centred phrasing vectors and centroids (or the centred passage vectors), from
+        the previous matcher's rows for unchanged entries when the means allow it."""
+        from bot.nlu.encoder import PASSAGE, QUERY
+
+        kind = PASSAGE if passages else QUERY
+        side = 1 if passages else 0  # which half of entry_texts
+
+        def rows_of(numbers: Sequence[int], texts: list) -> tuple[list[str], list[str]]:
+            pairs = [pair for n in numbers for pair in texts[n][side]]
+            return [text for _, text in pairs], [lang for lang, _ in pairs]
+
+        empty = np.empty((0, self.encoder.dim), np.float32)
+
+        def embed(texts: list[str]) -> np.ndarray:
+            return self.encoder.embed(texts, kind) if texts else empty
+
+        fresh_texts, fresh_languages = rows_of(fresh, self._texts)
+        fresh_raw = embed(fresh_texts)
+        if previous is None:
+            sums = language_sums(fresh_raw, fresh_languages, kind)
+        else:
+            sums = (previous._passage_sums if passages else previous._sums).copy()
+            sums.add(fresh_raw, fresh_languages)
+            removed_texts, removed_languages = rows_of(removed, previous._texts)
+            sums.add(embed(removed_texts), removed_languages, sign=-1)
+        means = sums.means()
+        old_means = None if previous is None else (previous._passage_means if passages else previous._means)
+        keep = old_means is not None and means_close(means, old_means)
+        counts = [len(texts[side]) for texts in self._texts]
+        ends = np.cumsum(counts, dtype=np.int64)
+        starts = ends - np.asarray(counts, dtype=np.int64)
+        fresh_slot = {number: slot for slot, number in enumerate(fresh)}
+        if keep:
+            means = old_means
+            centred_fresh = center_languages(fresh_raw, fresh_languages, means)
+        elif len(fresh) == len(self._texts):
+            vectors = center_languages(fresh_raw, fresh_languages, means)
+        else:
+            all_texts, all_languages = rows_of(range(len(self._texts)), self._texts)
+            vectors = center_languages(embed(all_texts), all_languages, means)
+        if passages:
+            if keep:
+                old_ends = previous._passage_ends
+                spans, position = [], 0
+                for number, old in enumerate(reuse):
+                    if old is None:
+                        spans.append((False, position, position + counts[number]))
+                        position += counts[number]
+                    else:
+                        spans.append((True, int(old_ends[old]) - counts[number], int(old_ends[old])))
+                vectors = gather_rows(previous._passages, centred_fresh, spans)
+            self._passage_sums, self._passage_means, self._passages = sums, means, vectors
+            self._passage_starts, self._passage_ends = starts, ends
+            return
+        self._sums, self._means = sums, means
+        if keep:
+            # Unchanged entries keep their rows (views of an earlier matrix): nothing of the
+            # 250,000 x 384 phrasing matrix of a large KB is copied on a reload.
+            fresh_starts = np.r_[0, np.cumsum([counts[n] for n in fresh], dtype=np.int64)]
+            self._entry_vectors = [
+                previous._entry_vectors[old]
+                if old is not None
+                else centred_fresh[fresh_starts[fresh_slot[number]] : fresh_starts[fresh_slot[number] + 1]]
+                for number, old in enumerate(reuse)
+            ]
+            fresh_centroids = centroids_of(centred_fresh, [counts[n] for n in fresh]) if fresh else empty
+            entry_spans = [
+                (False, fresh_slot[number], fresh_slot[number] + 1) if old is None else (True, old, old + 1)
+                for number, old in enumerate(reuse)
+            ]
+            self._centroids = gather_rows(previous._centroids, fresh_centroids, entry_spans)
+        else:
+            self._entry_vectors = [
+                vectors[start:end] for start, end in zip(starts.tolist(), ends.tolist(), strict=True)
+            ]
+            self._centroids = centroids_of(vectors, counts) if counts else empty
+
+    @property
+    def phrasing_vectors(self) -> np.ndarray:
+        """All centred phrasing vectors, entry by entry (a copy: for checks, not for queries)."""
+        if not self._entry_vectors:
+            return np.empty((0, self.encoder.dim), np.float32)
+        return np.concatenate(self._entry_vectors)
 
     def __len__(self) -> int:
         return len(self._processed)
@@ -306,8 +529,7 @@ class Matcher:
         nearest = np.full(len(centroid), -1.0, dtype=np.float32)
         pool = np.argpartition(-coarse, min(self.POOL, len(coarse) - 1))[: self.POOL]
         for entry in pool.tolist():
-            rows = self._rows_of[entry]
-            nearest[entry] = float(np.max(self._vectors[rows.start : rows.stop] @ vector))
+            nearest[entry] = float(np.max(self._entry_vectors[entry] @ vector))
         dense = np.full(len(centroid), -np.inf)
         dense[pool] = coarse[pool] + self.model.nearest * nearest[pool]
         processed = content_words(query)
@@ -320,7 +542,7 @@ class Matcher:
         words = processed.split() if processed else []
         rare = max(words, key=lambda w: self._words.idf.get(w, 0.0), default=None)
         if rare is not None and self._words.idf.get(rare, 0.0) >= self.RARE_WORD_IDF:
-            rows.update(self._words.postings.get(rare, [])[: self.RARE_WORD_ROWS])
+            rows.update(self._rows_using(rare))
         word_scores = self._words.scores(words, only=rows) if words else {}
         by_words: dict[int, float] = {}
         for row, value in word_scores.items():
@@ -328,19 +550,35 @@ class Matcher:
             by_words[entry] = max(by_words.get(entry, 0.0), value)
         candidates.update(sorted(by_words, key=by_words.get, reverse=True)[: self.WORD_CANDIDATES])
         fuzzy: dict[int, float] = {}
-        for entry in candidates:
+        ordered = sorted(candidates)
+        rows_of = [self._rows_of[entry] for entry in ordered]
+        characters = char_scores(processed, [self._processed[row] for rows in rows_of for row in rows])
+        position = 0
+        for entry, rows in zip(ordered, rows_of, strict=True):
             if nearest[entry] == -1.0:  # put forward by its words only
-                rows_of_entry = self._rows_of[entry]
-                nearest[entry] = float(np.max(self._vectors[rows_of_entry.start : rows_of_entry.stop] @ vector))
+                nearest[entry] = float(np.max(self._entry_vectors[entry] @ vector))
             if answer[entry] == -1.0:
                 answer[entry] = self._passage_scores(np.array([entry]), vector)[0]
-            best = 0.0
-            for row in self._rows_of[entry]:
-                choice = self._processed[row]
-                score = 0.5 * char_score(processed, choice) + 0.5 * word_scores.get(row, 0.0)
-                best = max(best, score)
-            fuzzy[entry] = best / 100.0
+            chars = characters[position : position + len(rows)]
+            position += len(rows)
+            words_of = np.fromiter((word_scores.get(row, 0.0) for row in rows), dtype=np.float64, count=len(rows))
+            fuzzy[entry] = max(0.0, float(np.max(0.5 * chars + 0.5 * words_of))) / 100.0
         return nearest, centroid, answer, fuzzy
+
+    def _rows_using(self, word: str) -> list[int]:
+        """The first ``RARE_WORD_ROWS`` phrasings that use ``word`` (a rare word, so few
+        entries; the vocabulary's words only, so the cache is bounded by the KB)."""
+        rows = self._rare_rows.get(word)
+        if rows is None:
+            rows = []
+            variants = self._words.variants
+            for entry, words in enumerate(self._words.entry_words):
+                if word in words:
+                    rows.extend(row for row in self._rows_of[entry] if word in variants[row])
+                    if len(rows) >= self.RARE_WORD_ROWS:
+                        break
+            rows = self._rare_rows[word] = rows[: self.RARE_WORD_ROWS]
+        return rows
 
     def _passage_scores(self, entries: np.ndarray, vector: np.ndarray) -> np.ndarray:
         """The best passage cosine of each of ``entries``, from their rows only."""
@@ -361,7 +599,7 @@ class Matcher:
         rows = self._rows_of[entry]
         if detected and detected in self._language[rows.start : rows.stop]:
             return detected
-        return self._language[rows.start + int(np.argmax(self._vectors[rows.start : rows.stop] @ vector))]
+        return self._language[rows.start + int(np.argmax(self._entry_vectors[entry] @ vector))]
 
     def match(self, query: str, limit: int = 3, vector: np.ndarray | None = None) -> Match:
         """The decision for one customer message; ``vector`` is its embedding when the caller
