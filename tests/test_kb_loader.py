@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bot.kb import load_dir
 from bot.kb.loader import parse
 from tests.conftest import DEMO_KB, ROOT
@@ -210,3 +212,25 @@ def test_check_command_lists_duplicate_id_and_missing_answer(tmp_path: Path) -> 
     out = result.stdout
     assert f"{billing}:{first_id_line}: entry '" in out and "missing answer" in out
     assert f"{plans}:{dup_at + 1}: duplicate id 'billing-pay-bill'" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "says"),
+    [
+        ("entries:\n  - id: a\n    question: x\n  answer: y\n    tags: [a]\n", 4, "does not line up"),
+        ("entries:\n  - id: a\n    question: x\n     answer: y\n", 4, "indented more than line 3"),
+        ("entries:\n  - id: a\n    question: Note: the fee\n", 3, "put the whole text in double quotes"),
+        ("entries:\n\t- id: a\n", 2, "indent with spaces only"),
+        ('entries:\n  - id: a\n    question: "unclosed\n    answer: y\n', 3, "quote opened on line 3 is never closed"),
+        ("entries:\n  - id: a\n    question: *bold* offer\n", 3, "'*' or '&' must be in double quotes"),
+        ("entries:\n  - id: a\n    question: @home wifi\n", 3, "'@', '`' or '%' must be in double quotes"),
+        ("entries:\n  - id: a\n    tags: [a, b\n    answer: x\n", 3, "'[' on line 3 is never closed with ']'"),
+    ],
+)
+def test_common_yaml_slips_are_explained_in_plain_words_at_their_line(write_kb, text, line, says) -> None:
+    folder = write_kb({"slip.yml": text})
+    _, problems = load_dir(folder)
+    assert len(problems) == 1
+    assert problems[0].line == line, problems[0]
+    assert says in problems[0].message, problems[0]
+    assert "<block end>" not in problems[0].message

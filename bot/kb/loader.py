@@ -194,14 +194,63 @@ def parse(text: str, source: str) -> Parsed:
     try:
         root = yaml.compose(text, Loader=COMPOSER)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line = mark.line + 1 if mark else 0
-        problem = getattr(exc, "problem", None) or str(exc)
-        return Parsed([], [Problem(source, line, f"YAML syntax error: {problem}")])
+        line, message = explain_yaml_error(exc, text)
+        return Parsed([], [Problem(source, line, f"YAML syntax error: {message}")])
     if root is None:
         return Parsed([], [Problem(source, 1, "file is empty; expected a mapping with an 'entries:' list")])
     entries = reader.file(root)
     return Parsed(entries, reader.problems, reader.rejected)
+
+
+def _indent(line: str) -> int:
+    """Where the line's key starts (after a list item's '- ')."""
+    stripped = line.lstrip(" ")
+    return len(line) - len(stripped) + (2 if stripped.startswith("- ") else 0)
+
+
+def explain_yaml_error(exc: yaml.YAMLError, text: str) -> tuple[int, str]:
+    """The line and, in plain words, what is wrong, for the slips editors make most: a
+    line indented differently from its neighbours, ': ' inside unquoted text, a tab, a
+    quote or bracket never closed, text starting with a character YAML reserves. Anything
+    else keeps the parser's own words."""
+    problem_mark = getattr(exc, "problem_mark", None)
+    context_mark = getattr(exc, "context_mark", None)
+    mark = problem_mark or context_mark
+    line = mark.line + 1 if mark else 0
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None) or ""
+    lines = text.splitlines()
+    here = lines[line - 1] if 0 < line <= len(lines) else ""
+    above = next((lines[n] for n in range(line - 2, -1, -1) if lines[n].strip()), "") if line > 1 else ""
+    opened = context_mark.line + 1 if context_mark else line
+    if "\t" in here:
+        return line, "a tab character; indent with spaces only (two per level)"
+    if "mapping values are not allowed" in problem:
+        if _indent(here) > _indent(above) and ":" in above and not above.rstrip().endswith(":"):
+            return line, (
+                f"this line is indented more than line {line - 1}; keys of the same entry must line up "
+                "(use the same number of spaces)"
+            )
+        key = here.strip().removeprefix("- ").split(":", 1)[0]
+        return line, (
+            f"the text after '{key}:' contains ': ', which YAML reads as a new key; "
+            'put the whole text in double quotes ("...")'
+        )
+    if "quoted scalar" in context:
+        return opened, f"a quote opened on line {opened} is never closed; end the text with the same quote"
+    if "flow sequence" in context or "flow mapping" in context:
+        opener, closer = ("[", "]") if "sequence" in context else ("{", "}")
+        return opened, f"'{opener}' on line {opened} is never closed with '{closer}'"
+    if "undefined alias" in problem or "alphabetic or numeric character" in problem:
+        return line, "text starting with '*' or '&' must be in double quotes"
+    if "cannot start any token" in problem:
+        return line, "text starting with '@', '`' or '%' must be in double quotes"
+    if any(words in problem for words in ("expected '-' indicator", "expected key", "expected <block end>")):
+        return line, (
+            f"this line does not line up with the lines above it (indentation slip near line {line}); "
+            "keys of one entry, and the items of one list, need the same number of spaces"
+        )
+    return line, problem
 
 
 class _Reader:
