@@ -32,6 +32,7 @@ bench: model
 	$(PY) bench/kb_match.py
 	$(PY) bench/encoder.py
 	$(PY) bench/understanding.py
+	$(PY) bench/guide_answers.py
 	$(PY) bench/stack_latency.py
 	$(PY) bench/flood.py --write
 

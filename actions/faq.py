@@ -9,6 +9,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.escalation import LANGUAGE_SLOT, customer_language, decide, escalate, message_vector
+from actions.guide import start_guide, typed_answer, with_resume_button
 from bot.frustration import Turn
 from bot.kb.matcher import ANSWER, Match
 from bot.kb.reply import CHOICE_ENTITY, CHOICE_INTENT, LANGUAGE_ENTITY, answer, match_summary, reply_for
@@ -31,7 +32,10 @@ class ActionAnswerFaq(Action):
         chosen = next(tracker.get_latest_entity_values(CHOICE_ENTITY), None)
         entry = matcher.kb.get(chosen) if chosen else None
         language = customer_language(tracker)
-        if message.get("intent", {}).get("name") == CHOICE_INTENT and entry is not None:
+        picked = message.get("intent", {}).get("name") == CHOICE_INTENT and entry is not None
+        if not picked and (answered := typed_answer(dispatcher, tracker, language)) is not None:
+            return answered
+        if picked:
             match = Match(query=message.get("text") or "", decision=ANSWER, id=entry.id, score=100.0)
             language = next(tracker.get_latest_entity_values(LANGUAGE_ENTITY), None) or language
             reply = answer(entry, language)
@@ -44,5 +48,7 @@ class ActionAnswerFaq(Action):
         events = [SlotSet("kb_last_match", match_summary(match)), SlotSet(LANGUAGE_SLOT, language)]
         if decision.handoff and decision.reason != "sensitive_topic":
             return events + escalate(decision)
-        dispatcher.utter_message(text=reply.text, buttons=reply.buttons)
+        if matched is not None and matched.guide is not None and match.decision == ANSWER and not decision.handoff:
+            return events + start_guide(dispatcher, tracker, matcher.kb, matched, language)
+        dispatcher.utter_message(text=reply.text, buttons=with_resume_button(tracker, reply.buttons, language))
         return events + (escalate(decision) if decision.handoff else [])

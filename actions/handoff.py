@@ -16,6 +16,7 @@ from actions.escalation import LANGUAGE_SLOT, REASON_SLOT, SCORES_SLOT, customer
 from actions.faq import STORE
 from bot.business_hours import load_business_hours
 from bot.conversation import card_fields
+from bot.kb import guides
 from bot.kb.reply import human_button
 from bot.messages import say, when
 from bot.settings import load_settings
@@ -56,6 +57,7 @@ class ActionHandoff(Action):
         fields["reason"] = tracker.get_slot(REASON_SLOT) or fields["reason"]
         fields["scores"] = tracker.get_slot(SCORES_SLOT) or fields["scores"]
         fields["language"] = customer_language(tracker)
+        fields["guide"] = guides.card(STORE.kb, tracker.get_slot(guides.SLOT))
         metadata = (tracker.latest_message or {}).get("metadata") or {}
         card = Card(
             conversation_id=tracker.sender_id,
@@ -83,6 +85,7 @@ class ActionHandoff(Action):
         return [
             SlotSet(REASON_SLOT, None),
             SlotSet(SCORES_SLOT, None),
+            SlotSet(guides.SLOT, None),  # the person takes it from here; the card keeps the steps
             ConversationPaused(),
             ActionExecuted("action_listen"),
         ]

@@ -63,15 +63,18 @@ def create_app(token: str, actions_package: str = "actions") -> Sanic:
 
 
 def warm_up() -> None:
-    """Build the knowledge base's matcher and the tone model before taking requests, so the
-    first customer does not wait for them (about two seconds with the vectors saved), and
-    start watching the knowledge-base files for editors' changes."""
+    """Build the knowledge base's matcher, the tone model and the guides' typed answers
+    before taking requests, so the first customer does not wait for them (about two
+    seconds with the vectors saved), and start watching the knowledge-base files for
+    editors' changes."""
     from actions.faq import STORE
     from bot.frustration import tone_model
+    from bot.kb.typed_answers import classifier
 
     STORE.matcher()
     STORE.watch()
     tone_model()
+    classifier(STORE.kb)
 
 
 def main() -> int:

@@ -11,6 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.escalation import LANGUAGE_SLOT, customer_language, decide, escalate
 from actions.faq import STORE
+from actions.guide import typed_answer, with_resume_button
 from bot.kb.reply import human_button
 from bot.messages import say
 
@@ -31,11 +32,15 @@ class ActionSmallTalk(Action):
         return "action_small_talk"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict]:
+        language = customer_language(tracker)
+        answered = typed_answer(dispatcher, tracker, language)  # "yes", "нет" to a guide's check
+        if answered is not None:
+            return answered
         decision = decide(tracker, STORE.kb)
         if decision.handoff:
             return escalate(decision)
         intent = (tracker.latest_message or {}).get("intent", {}).get("name")
-        language = customer_language(tracker)
         buttons = [human_button(language)] if intent in ("deny", "nonsense", "out_of_scope") else []
+        buttons = with_resume_button(tracker, buttons, language)
         dispatcher.utter_message(text=say(REPLIES.get(intent, "not_understood"), language), buttons=buttons)
         return [SlotSet(LANGUAGE_SLOT, language)]

@@ -49,7 +49,8 @@ def customer_turns(events: Sequence[dict[str, Any]], kb: KnowledgeBase | None = 
                 entry_id=entry_id,
                 sensitive=bool(entry and entry.handoff and (match or {}).get("decision") == "answer"),
                 vector=_vector(pending),
-                tone=((pending.get("parse_data") or {}).get("intent") or {}).get("name") not in SMALL_TALK,
+                tone=((pending.get("parse_data") or {}).get("intent") or {}).get("name") not in SMALL_TALK
+                and not str(pending.get("text") or "").startswith("/"),  # a button's payload
             )
         )
 
@@ -75,7 +76,12 @@ def kb_matches(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for event in events:
         value = event.get("value")
-        if event.get("event") == "slot" and event.get("name") == MATCH_SLOT and isinstance(value, dict):
+        if (
+            event.get("event") == "slot"
+            and event.get("name") == MATCH_SLOT
+            and isinstance(value, dict)
+            and value.get("decision") != "guide"  # the card shows the guide on its own
+        ):
             out.append({k: value.get(k) for k in ("query", "decision", "id", "score")})
     return out
 

@@ -45,6 +45,7 @@ TONE_TRAINING = ROOT / "data" / "frustration" / "train.jsonl"
 ANSWER = "answer"
 SUGGEST = "suggest"
 NONE = "none"
+GUIDE = "guide"  # a typed answer to a troubleshooting guide's check
 
 ASKED_FOR_HUMAN = "asked_for_human"
 SENSITIVE_TOPIC = "sensitive_topic"
@@ -161,7 +162,7 @@ class Turn:
     """One customer message and what the bot did with it."""
 
     text: str
-    outcome: str | None = None  # "answer" | "suggest" | "none" (fallback) | None (small talk / unknown)
+    outcome: str | None = None  # "answer" | "suggest" | "none" (fallback) | "guide" | None (small talk, unknown)
     entry_id: str | None = None  # KB entry answered or suggested first, if any
     sensitive: bool = False  # that entry is marked handoff: true in the knowledge base
     vector: np.ndarray | None = field(default=None, compare=False, repr=False)  # the NLU's embedding, if known
@@ -479,7 +480,9 @@ def assess(turns: Sequence[Turn], settings: FrustrationSettings | None = None) -
             if earlier and earlier[-1].outcome == ANSWER:
                 penalties[NOT_HELPED] = s.not_helped_penalty
 
-        words = _question_words(turn.text)
+        # A typed answer to a guide's check ("still nothing" at two steps) is not a
+        # question asked again.
+        words = "" if turn.outcome == GUIDE else _question_words(turn.text)
         repeats = sum(_same_question(words, other, s) for other in questions)
         if turn.outcome == ANSWER and turn.entry_id and turn.entry_id in answered:
             repeats = max(repeats, answered.count(turn.entry_id))

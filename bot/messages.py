@@ -232,6 +232,46 @@ TEXTS: dict[str, dict[str, str]] = {
         "lv": "Paldies par atsauksmi! Ja jums vēl kas būs vajadzīgs, vienkārši rakstiet šeit.",
         "tl": "Salamat po sa inyong feedback! Kung may kailangan pa po kayo, mag-message lang po kayo rito.",
     },
+    "guide_back": {
+        "en": "Let's pick up where we left off.",
+        "ru": "Продолжим с того места, где остановились.",
+        "ka": "გავაგრძელოთ იქიდან, სადაც შევჩერდით.",
+        "sr": "Nastavimo tamo gde smo stali.",
+        "lv": "Turpināsim no vietas, kur apstājāmies.",
+        "tl": "Ituloy po natin kung saan tayo huminto.",
+    },
+    # A button: at most 20 characters (WhatsApp's limit).
+    "guide_resume_button": {
+        "en": "Back to the steps",
+        "ru": "Вернуться к шагам",
+        "ka": "ნაბიჯებზე დაბრუნება",
+        "sr": "Nazad na korake",
+        "lv": "Atpakaļ pie soļiem",
+        "tl": "Balik sa mga hakbang",
+    },
+    "guide_pick": {
+        "en": "Sorry, I didn't catch that. Please tap one of the answers below, or tell me in your own words.",
+        "ru": "Извините, не совсем понял. Нажмите один из ответов ниже или напишите своими словами.",
+        "ka": "ბოდიში, ვერ გავიგე. აირჩიეთ ერთ-ერთი პასუხი ქვემოთ ან მომწერეთ საკუთარი სიტყვებით.",
+        "sr": "Izvinite, nisam razumeo. Dodirnite jedan od odgovora ispod ili mi napišite svojim rečima.",
+        "lv": "Atvainojiet, nesapratu. Lūdzu, pieskarieties kādai no atbildēm zemāk vai uzrakstiet saviem vārdiem.",
+        "tl": "Pasensya na po, hindi ko nakuha. Pindutin po ang isa sa mga sagot sa ibaba, o sabihin sa sarili "
+        "ninyong salita.",
+    },
+    "guide_exhausted": {
+        "en": "I'm sorry these steps didn't fix it. I'm passing you to a person, with everything you've "
+        "already tried, so you won't have to repeat it.",
+        "ru": "Жаль, что эти шаги не помогли. Передаю вас сотруднику вместе со всем, что вы уже попробовали, "
+        "чтобы вам не пришлось повторять.",
+        "ka": "ვწუხვარ, რომ ამ ნაბიჯებმა არ უშველა. გადაგამისამართებთ თანამშრომელთან და გადავცემ ყველაფერს, "
+        "რაც უკვე სცადეთ, რომ გამეორება არ მოგიწიოთ.",
+        "sr": "Žao mi je što ovi koraci nisu pomogli. Prebacujem vas na operatera, zajedno sa svim što ste već "
+        "probali, da ne morate da ponavljate.",
+        "lv": "Man žēl, ka šie soļi nepalīdzēja. Nododu jūs konsultantam kopā ar visu, ko jau esat izmēģinājis, "
+        "lai jums nebūtu jāatkārto.",
+        "tl": "Pasensya na po at hindi ito naayos ng mga hakbang. Ipapasa ko po kayo sa isang tao, kasama ang "
+        "lahat ng nasubukan na ninyo, para hindi na ninyo kailangang ulitin.",
+    },
     "answer_in_default_language": {
         "en": "I don't have this answer in English yet, so here it is in another language.",
         "ru": "Этого ответа пока нет на русском языке, поэтому отправляю его на английском.",

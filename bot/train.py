@@ -88,11 +88,12 @@ def train(models_dir: Path | None = None, quiet: bool = False) -> Path:
 
 
 def warm_vectors() -> int:
-    """Embed what every process needs at start (the KB's phrasings, the tone model's
-    examples) once, here, and save the vectors: the action server and the command-line
+    """Embed what every process needs at start (the KB's phrasings, the tone model's and
+    the guides' typed-answer examples) once, here, and save the vectors: the action server and the command-line
     tools then start in a second instead of embedding for minutes on a large KB."""
     from bot.frustration import tone_model
     from bot.kb.matcher import Matcher
+    from bot.kb.typed_answers import classifier
     from bot.nlu.encoder import get_encoder, save_vectors
 
     settings = load_settings()
@@ -100,6 +101,7 @@ def warm_vectors() -> int:
     started = time.monotonic()
     Matcher(kb, settings.match)
     tone_model()
+    classifier(kb)
     computed = get_encoder().computed
     if computed:
         save_vectors()

@@ -90,6 +90,11 @@ return returned
 """
 
 
+# A reason's head start in the queue: a topic only people handle, anger, and customers who
+# already tried what the bot had (repeated "I didn't understand", a guide's every step).
+REASON_BONUS = {"sensitive_topic": 0.3, "frustrated": 0.2, "repeated_fallback": 0.1, "guide_exhausted": 0.1}
+
+
 @dataclass(frozen=True)
 class Card:
     """What the agent sees on top of the chat: why the bot handed off and what it tried."""
@@ -102,6 +107,8 @@ class Card:
     language: str | None = None
     summary: list[str] = field(default_factory=list)
     kb_matches: list[dict[str, Any]] = field(default_factory=list)
+    # The troubleshooting guide the customer followed: title and each step with the answer.
+    guide: dict[str, Any] | None = None
     vip: bool = False
     created_at: float = field(default_factory=time.time)
 
@@ -109,7 +116,7 @@ class Card:
     def priority(self) -> float:
         """Higher first: frustration, a topic only people handle, and VIP customers."""
         base = max(self.scores, default=0.0)
-        bonus = {"sensitive_topic": 0.3, "frustrated": 0.2, "repeated_fallback": 0.1}.get(self.reason, 0.0)
+        bonus = REASON_BONUS.get(self.reason, 0.0)
         return round(base + bonus + (VIP_BONUS if self.vip else 0.0), 3)
 
     def to_json(self) -> str:

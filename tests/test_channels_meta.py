@@ -279,6 +279,14 @@ def test_text_too_long_for_an_interactive_body_is_sent_first_as_plain_text() -> 
     assert 0 < len(messages[1]["interactive"]["body"]["text"]) <= 1024
 
 
+def test_a_long_guide_step_keeps_its_question_with_the_buttons_that_answer_it() -> None:
+    instruction = "Unplug the hub, wait thirty seconds and plug it back in. " * 20  # 1160 characters
+    messages = whatsapp_messages("447", f"{instruction}\n\nIs the light white now?", buttons(3))
+    assert [m["type"] for m in messages] == ["text", "interactive"]
+    assert messages[0]["text"]["body"] == instruction.strip()
+    assert messages[1]["interactive"]["body"]["text"] == "Is the light white now?"
+
+
 def test_a_payload_too_long_for_whatsapp_is_replaced_by_the_title() -> None:
     [message] = whatsapp_messages("447", "Choose:", [{"title": "Pay my bill", "payload": "/x" + "y" * 300}])
     assert message["interactive"]["action"]["buttons"][0]["reply"]["id"] == "Pay my bill"

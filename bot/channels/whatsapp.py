@@ -176,8 +176,14 @@ def whatsapp_messages(to: str, text: str, buttons: list[Any] | None = None) -> l
     messages: list[dict[str, Any]] = []
     body = text
     if len(text) > BODY_LIMIT:  # too long for an interactive body: say it first, then offer
+        # The last paragraph (a guide step's check, "Is the light white now?") stays with
+        # the buttons that answer it, when it fits.
+        before, _, last = text.rpartition("\n\n")
+        if before.strip() and len(last.strip()) <= BODY_LIMIT:
+            text, body = before.strip(), last.strip()
+        else:
+            body = CHOOSE
         messages += [text_message(to, part) for part in split_text(text, TEXT_LIMIT)]
-        body = CHOOSE
     body = body or CHOOSE
     if len(options) <= MAX_BUTTONS:
         return [*messages, buttons_message(to, body, options)]

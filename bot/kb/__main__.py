@@ -6,6 +6,9 @@
 ``python -m bot.kb nlu [--kb DIR] [--out FILE]``  write Rasa NLU examples generated from the KB.
 ``python -m bot.kb eval FILE [--kb DIR] [--json]``  how well labelled questions are answered
 (``query, expected_id`` CSV, ``none`` = not covered); see bot/kb/evaluate.py.
+``python -m bot.kb unanswered [--kb DIR] [--events FILE] [--json] [--limit N]``  what customers
+asked that the bot could not answer, grouped by meaning (from the Redis event stream, or a
+JSON-lines file of tracker events); see bot/kb/unanswered.py.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ def _check(directory: Path) -> int:
         return 1
     tests = sum(len(entry.tests) for entry in kb.entries)
     passed = f"; {tests} test phrasing(s) answered by their entry" if tests else ""
-    print(f"OK: {len(kb)} entries in {len(kb_files(directory))} file(s) under {directory}{passed}")
+    guides = sum(entry.guide is not None for entry in kb.entries)
+    counted = f"{len(kb) - guides} entries and {guides} guides" if guides else f"{len(kb)} entries"
+    print(f"OK: {counted} in {len(kb_files(directory))} file(s) under {directory}{passed}")
     return 0
 
 
@@ -98,6 +103,47 @@ def _nlu(directory: Path, out: Path | None) -> int:
     return 0
 
 
+def _unanswered(directory: Path, events_file: Path | None, as_json: bool, limit: int) -> int:
+    from bot.kb import unanswered
+
+    kb, _ = load_dir(directory)  # the closest entries' questions; a broken file does not matter here
+    if events_file is not None:
+        try:
+            lines = events_file.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            print(f"error: cannot read {events_file}: {exc}", file=sys.stderr)
+            return 2
+        events = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                print(f"{events_file}:{number}: not a JSON event; skipped", file=sys.stderr)
+    else:
+        import redis
+
+        from handoff.keys import EVENT_STREAM
+
+        settings = load_settings()
+        address = settings.redis
+        client = redis.Redis(
+            host=address.host, port=address.port, db=address.db, password=address.password or None, ssl=address.use_ssl
+        )
+        try:
+            events = list(unanswered.stream_events(client, EVENT_STREAM))
+        except redis.RedisError as exc:
+            print(f"error: cannot read the event stream from Redis: {exc}", file=sys.stderr)
+            return 2
+    groups = unanswered.report(events, kb)
+    if as_json:
+        print(json.dumps(groups[:limit], ensure_ascii=False, indent=2))
+    else:
+        print(unanswered.format_report(groups, limit))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot.kb", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -114,6 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     evaluation.add_argument("--json", action="store_true", help="print the figures as JSON")
     nlu = commands.add_parser("nlu", parents=[folder], help="write NLU training examples generated from the KB")
     nlu.add_argument("--out", type=Path)
+    missed = commands.add_parser(
+        "unanswered", parents=[folder], help="what customers asked that the bot could not answer, grouped"
+    )
+    missed.add_argument("--events", type=Path, help="JSON lines of tracker events (default: the Redis event stream)")
+    missed.add_argument("--json", action="store_true", help="print the groups as JSON")
+    missed.add_argument("--limit", type=int, default=30, help="largest groups to show (default 30)")
     args = parser.parse_args(argv)
     try:
         default_dir = load_settings().kb_dir
@@ -129,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         return _match(args.kb or default_dir)
     if args.command == "eval":
         return _eval(args.kb or default_dir, args.file, args.json)
+    if args.command == "unanswered":
+        return _unanswered(args.kb or default_dir, args.events, args.json, args.limit)
     return _nlu(args.kb or default_dir, args.out)
 
 

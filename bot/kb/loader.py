@@ -16,7 +16,20 @@ from typing import TextIO
 
 import yaml
 
-from bot.kb.model import DEFAULT_LANGUAGE, Button, Entry, KnowledgeBase, Link, Localized
+from bot.kb.model import (
+    DEFAULT_LANGUAGE,
+    DONE,
+    GUIDE_PREFIX,
+    HANDOFF,
+    Button,
+    Entry,
+    Guide,
+    KnowledgeBase,
+    Link,
+    Localized,
+    Option,
+    Step,
+)
 from bot.kb.normalize import normalize
 
 # libyaml's parser when PyYAML was built with it (the wheels are): five to ten times faster
@@ -24,7 +37,15 @@ from bot.kb.normalize import normalize
 COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 ENTRY_KEYS = ("id", "question", "alternatives", "answer", "tags", "buttons", "links", "handoff", "tests")
 REQUIRED_KEYS = ("id", "question", "alternatives", "answer", "tags")
-FILE_KEYS = ("language", "entries")
+FILE_KEYS = ("language", "entries", "guides")
+GUIDE_KEYS = ("id", "question", "alternatives", "tags", "tests", "intro", "steps", "resolved")
+GUIDE_REQUIRED = ("id", "question", "alternatives", "tags", "intro", "steps", "resolved")
+STEP_KEYS = ("id", "say", "ask", "answers")
+OPTION_KEYS = ("title", "means", "says", "reply", "then")
+MEANINGS = ("yes", "no", "unsure")
+# WhatsApp shows at most 20 characters of a reply button's title and 10 rows in a list.
+MAX_TITLE = 20
+MAX_OPTIONS = 10
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 LANGUAGE_PATTERN = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
@@ -265,6 +286,9 @@ class _Reader:
     def problem(self, node: yaml.Node, message: str) -> None:
         self.problems.append(Problem(self.source, node.start_mark.line + 1, message))
 
+    def at(self, line: int, message: str) -> None:
+        self.problems.append(Problem(self.source, line, message))
+
     def mapping(self, node: yaml.Node, what: str) -> dict[str, tuple[yaml.Node, yaml.Node]] | None:
         if not isinstance(node, yaml.MappingNode):
             self.problem(node, f"{what} must be a mapping of 'key: value' lines")
@@ -369,18 +393,21 @@ class _Reader:
         language = DEFAULT_LANGUAGE
         if "language" in fields:
             language = self.language_code(fields["language"][1]) or DEFAULT_LANGUAGE
-        if "entries" not in fields:
-            self.problem(root, "missing 'entries:' (the list of FAQ entries)")
-            return []
-        entries_node = fields["entries"][1]
-        if not isinstance(entries_node, yaml.SequenceNode):
-            self.problem(entries_node, "'entries' must be a list of entries ('- id: ...')")
+        if "entries" not in fields and "guides" not in fields:
+            self.problem(root, "missing 'entries:' (the list of FAQ entries) or 'guides:' (troubleshooting guides)")
             return []
         entries = []
-        for item in entries_node.value:
-            entry = self.entry(item, language)
-            if entry is not None:
-                entries.append(entry)
+        for key, read in (("entries", self.entry), ("guides", self.guide)):
+            if key not in fields:
+                continue
+            node = fields[key][1]
+            if not isinstance(node, yaml.SequenceNode):
+                self.problem(node, f"'{key}' must be a list ('- id: ...')")
+                continue
+            for item in node.value:
+                entry = read(item, language)
+                if entry is not None:
+                    entries.append(entry)
         return entries
 
     def entry(self, node: yaml.Node, language: str) -> Entry | None:
@@ -435,16 +462,202 @@ class _Reader:
         return entry
 
     def check_languages(
-        self, node: yaml.Node, name: str, question: Localized, answer: Localized, alternatives: dict
+        self, node: yaml.Node, name: str, question: Localized, answer: Localized, alternatives: dict, what="answer"
     ) -> None:
         for code in question:
             if code not in answer:
-                self.problem(node, f"{name}: missing answer in language '{code}'")
+                self.problem(node, f"{name}: missing {what} in language '{code}'")
             if not alternatives.get(code):
                 self.problem(node, f"{name}: needs at least one alternative in language '{code}'")
         for code in set(answer) | set(alternatives):
             if code not in question:
                 self.problem(node, f"{name}: has text in language '{code}' but no question in it")
+
+    def guide(self, node: yaml.Node, language: str) -> Entry | None:
+        """A troubleshooting guide: an entry's id and phrasings, then ordered steps."""
+        before = len(self.problems)
+        fields = self.mapping(node, "a guide")
+        if fields is None:
+            return None
+        self.unknown_keys(fields, GUIDE_KEYS, "a guide")
+        guide_id = self.text(fields["id"][1], "id") if "id" in fields else None
+        if guide_id and not ID_PATTERN.match(guide_id):
+            self.problem(fields["id"][1], f"id '{guide_id}' may hold only letters, digits, '.', '_' and '-'")
+        name = f"guide '{guide_id}'" if guide_id else "guide"
+        for key in GUIDE_REQUIRED:
+            if key not in fields:
+                self.problem(node, f"{name}: missing {key}")
+        get = fields.get
+        question = self.localized(get("question")[1], "question", language) if get("question") else None
+        alternatives = self.alternatives(get("alternatives")[1], language) if get("alternatives") else {}
+        tags = tuple(self.text_list(get("tags")[1], "tags")) if get("tags") else ()
+        tests = self.alternatives(get("tests")[1], language) if get("tests") else {}
+        intro = self.localized(get("intro")[1], "intro", language) if get("intro") else None
+        resolved = self.localized(get("resolved")[1], "resolved", language) if get("resolved") else None
+        steps = self.steps(get("steps")[1], language, name) if get("steps") else ()
+        if question and intro and resolved and steps:
+            self.check_languages(node, name, question, intro, alternatives, what="intro")
+            self.check_guide(node, name, tuple(question), intro, resolved, steps)
+        if not guide_id:
+            return None
+        guide = Guide(intro=intro or {}, resolved=resolved or {}, steps=steps)
+        entry = Entry(
+            id=guide_id,
+            question=question or {},
+            alternatives=alternatives,
+            answer=guide_text(guide),
+            tags=tags,
+            tests=tuple(text for texts in tests.values() for text in texts),
+            guide=guide,
+            source=self.source,
+            line=node.start_mark.line + 1,
+        )
+        if len(self.problems) > before or not (question and intro and resolved and steps):
+            self.rejected.append(entry)
+            return None
+        return entry
+
+    def steps(self, node: yaml.Node, language: str, name: str) -> tuple[Step, ...]:
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            self.problem(node, f"{name}: steps must be a list of at least one step ('- id: ...')")
+            return ()
+        out: list[Step] = []
+        seen: dict[str, int] = {}
+        for item in node.value:
+            fields = self.mapping(item, "a step")
+            if fields is None:
+                continue
+            self.unknown_keys(fields, STEP_KEYS, "a step")
+            step_id = self.text(fields["id"][1], "step id") if "id" in fields else None
+            if "id" not in fields:
+                self.problem(item, f"{name}: a step is missing its id")
+            elif step_id and (not ID_PATTERN.match(step_id) or step_id in (DONE, HANDOFF)):
+                self.problem(
+                    fields["id"][1],
+                    f"step id '{step_id}' may hold only letters, digits, '.', '_' and '-', "
+                    f"and cannot be '{DONE}' or '{HANDOFF}'",
+                )
+                step_id = None
+            elif step_id in seen:
+                self.problem(fields["id"][1], f"{name}: step id '{step_id}' repeats line {seen[step_id]}")
+                step_id = None
+            if step_id:
+                seen[step_id] = item.start_mark.line + 1
+            if "ask" not in fields:
+                self.problem(item, f"{name}: step '{step_id or '?'}' is missing 'ask' (the check the customer answers)")
+            if "answers" not in fields:
+                self.problem(item, f"{name}: step '{step_id or '?'}' is missing 'answers'")
+            say = self.localized(fields["say"][1], "say", language) if "say" in fields else None
+            ask = self.localized(fields["ask"][1], "ask", language) if "ask" in fields else None
+            options = self.options(fields["answers"][1], language) if "answers" in fields else ()
+            if step_id and ask and options:
+                out.append(Step(id=step_id, ask=ask, options=options, say=say, line=item.start_mark.line + 1))
+        return tuple(out)
+
+    def options(self, node: yaml.Node, language: str) -> tuple[Option, ...]:
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            self.problem(node, "answers must be a list of at least one answer ('- title: ...')")
+            return ()
+        if len(node.value) > MAX_OPTIONS:
+            self.problem(node, f"a step can offer at most {MAX_OPTIONS} answers (WhatsApp's limit)")
+        out: list[Option] = []
+        meanings: dict[str, int] = {}
+        for item in node.value:
+            fields = self.mapping(item, "an answer")
+            if fields is None:
+                continue
+            self.unknown_keys(fields, OPTION_KEYS, "an answer")
+            for key in ("title", "then"):
+                if key not in fields:
+                    self.problem(item, f"an answer is missing '{key}'")
+            title = self.localized(fields["title"][1], "answer title", language) if "title" in fields else None
+            for code, text in (title or {}).items():
+                if len(text) > MAX_TITLE:
+                    self.problem(
+                        fields["title"][1],
+                        f"answer title '{text}' [{code}] is {len(text)} characters; "
+                        f"WhatsApp shows at most {MAX_TITLE} on a button",
+                    )
+            then = self.text(fields["then"][1], "then") if "then" in fields else None
+            if then and not (then in (DONE, HANDOFF) or ID_PATTERN.match(then.removeprefix(GUIDE_PREFIX))):
+                self.problem(
+                    fields["then"][1],
+                    f"then '{then}' must be a step id, '{DONE}', '{HANDOFF}' or '{GUIDE_PREFIX}<guide id>'",
+                )
+                then = None
+            means = None
+            if "means" in fields:
+                node_means = fields["means"][1]
+                # Read as written: YAML 1.1 would turn a bare yes/no into true/false.
+                means = node_means.value.strip().lower() if isinstance(node_means, yaml.ScalarNode) else None
+                if means not in MEANINGS:
+                    self.problem(node_means, f"means '{means}' must be one of {', '.join(MEANINGS)}")
+                    means = None
+                elif means in meanings:
+                    self.problem(node_means, f"two answers of one step both mean '{means}'")
+                else:
+                    meanings[means] = item.start_mark.line + 1
+            reply = self.localized(fields["reply"][1], "reply", language) if "reply" in fields else None
+            says = self.alternatives(fields["says"][1], language) if "says" in fields else {}
+            if title and then:
+                out.append(Option(title=title, then=then, means=means, reply=reply, says=says))
+        return tuple(out)
+
+    def check_guide(
+        self,
+        node: yaml.Node,
+        name: str,
+        languages: tuple[str, ...],
+        intro: Localized,
+        resolved: Localized,
+        steps: tuple[Step, ...],
+    ) -> None:
+        """Missing translations, answers leading nowhere, steps nobody reaches, loops with no
+        way out: what would strand a customer half-way through a guide."""
+        line = node.start_mark.line + 1
+        texts: list[tuple[int, str, Localized | None]] = [(line, "resolved", resolved)]
+        for step in steps:
+            texts += [(step.line, f"step '{step.id}' say", step.say), (step.line, f"step '{step.id}' ask", step.ask)]
+            for number, option in enumerate(step.options, 1):
+                texts += [
+                    (step.line, f"step '{step.id}' answer {number} title", option.title),
+                    (step.line, f"step '{step.id}' answer {number} reply", option.reply),
+                ]
+        for at, what, text in texts:
+            if text is None:
+                continue
+            missing = [code for code in languages if code not in text]
+            if missing:
+                self.at(at, f"{name}: {what} has no translation in {', '.join(missing)}")
+        ids = {step.id for step in steps}
+        by_id = {step.id: step for step in steps}
+        for step in steps:
+            for option in step.options:
+                if not _is_exit(option.then) and option.then not in ids:
+                    self.at(step.line, f"{name}: step '{step.id}': answer leads to unknown step '{option.then}'")
+        reachable, todo = set(), [steps[0].id]
+        while todo:
+            current = todo.pop()
+            if current in reachable or current not in by_id:
+                continue
+            reachable.add(current)
+            todo.extend(option.then for option in by_id[current].options)
+        for step in steps:
+            if step.id not in reachable:
+                self.at(step.line, f"{name}: step '{step.id}' is never reached from the first step")
+        exits = {step.id for step in steps if any(_is_exit(option.then) for option in step.options)}
+        changed = True
+        while changed:
+            before = len(exits)
+            exits |= {step.id for step in steps if any(option.then in exits for option in step.options)}
+            changed = len(exits) != before
+        for step in steps:
+            if step.id in reachable and step.id not in exits:
+                self.at(
+                    step.line,
+                    f"{name}: step '{step.id}' loops without an exit: no answer from it ever "
+                    f"leads to '{DONE}', '{HANDOFF}' or another guide",
+                )
 
     def buttons(self, node: yaml.Node, language: str) -> tuple[Button, ...]:
         if not isinstance(node, yaml.SequenceNode):
@@ -491,6 +704,22 @@ class _Reader:
         return tuple(out)
 
 
+def _is_exit(then: str) -> bool:
+    return then in (DONE, HANDOFF) or then.startswith(GUIDE_PREFIX)
+
+
+def guide_text(guide: Guide) -> Localized:
+    """The guide's words in each language, as one passage: what the matcher compares a
+    question with, the way it reads an entry's answer."""
+    out: Localized = {}
+    for code, intro in guide.intro.items():
+        lines = [intro]
+        for step in guide.steps:
+            lines += [text[code] for text in (step.say, step.ask) if text and code in text]
+        out[code] = "\n".join(lines)
+    return out
+
+
 def _check_across_files(
     entries: list[Entry], rejected: list[Entry], keys: dict[int, list[str]] | None = None
 ) -> tuple[list[Entry], list[Problem]]:
@@ -530,6 +759,19 @@ def _check_across_files(
                     )
                 )
     for entry in everything:
+        for step in entry.guide.steps if entry.guide else ():
+            for option in step.options:
+                target = option.then.removeprefix(GUIDE_PREFIX)
+                if option.then.startswith(GUIDE_PREFIX) and (
+                    target not in first_by_id or first_by_id[target].guide is None
+                ):
+                    problems.append(
+                        Problem(
+                            entry.source,
+                            step.line,
+                            f"guide '{entry.id}': step '{step.id}' leads to unknown guide '{target}'",
+                        )
+                    )
         for button in entry.buttons:
             if button.entry and button.entry not in first_by_id:
                 problems.append(

@@ -43,6 +43,54 @@ class Link:
 
 
 @dataclass(frozen=True)
+class Option:
+    """One answer a customer can tap (or type) at a guide's step, and where it leads.
+
+    ``then`` is the id of the next step, ``done`` (the guide ends: the option's ``reply``
+    or the guide's ``resolved`` message), ``handoff`` (a person takes over, with the steps
+    tried on their card) or ``guide:<id>`` (another guide takes over).
+    """
+
+    title: Localized
+    then: str
+    means: str | None = None  # "yes" | "no" | "unsure": what a typed answer must mean to pick it
+    reply: Localized | None = None
+    says: dict[str, tuple[str, ...]] = field(default_factory=dict)  # typed wordings, by language
+
+
+@dataclass(frozen=True)
+class Step:
+    """An instruction (``say``, optional) and a check (``ask``) with the answers to it."""
+
+    id: str
+    ask: Localized
+    options: tuple[Option, ...]
+    say: Localized | None = None
+    line: int = 0
+
+
+DONE = "done"
+HANDOFF = "handoff"
+GUIDE_PREFIX = "guide:"
+
+
+@dataclass(frozen=True)
+class Guide:
+    """Ordered troubleshooting steps; the entry that holds it supplies id and phrasings."""
+
+    intro: Localized
+    resolved: Localized
+    steps: tuple[Step, ...]
+
+    def step(self, step_id: str | None) -> Step | None:
+        return next((step for step in self.steps if step.id == step_id), None)
+
+    @property
+    def first(self) -> Step:
+        return self.steps[0]
+
+
+@dataclass(frozen=True)
 class Entry:
     id: str
     question: Localized
@@ -55,6 +103,9 @@ class Entry:
     # Customer wordings an editor expects this entry to answer; ``kb check`` runs them
     # through the matcher (they are not phrasings: the matcher does not learn from them).
     tests: tuple[str, ...] = ()
+    # A troubleshooting guide: the bot walks the customer through its steps instead of
+    # answering in one message (``answer`` then holds its text for the matcher).
+    guide: Guide | None = None
     source: str = ""
     line: int = 0
 

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 
 from bot.kb.matcher import ANSWER, SUGGEST, Match
-from bot.kb.model import DEFAULT_LANGUAGE, Entry, KnowledgeBase, pick
+from bot.kb.model import DEFAULT_LANGUAGE, Entry, KnowledgeBase, Localized, pick
 from bot.language import SUPPORTED
 from bot.messages import say
 
@@ -45,12 +45,21 @@ def choice_payload(entry_id: str, language: str | None = None) -> str:
     return f"/{CHOICE_INTENT}{json.dumps(entities, ensure_ascii=False)}"
 
 
+def answer_in_default_language(text: Localized, language: str | None) -> str:
+    """The one-line note that goes above text editors have not translated into the
+    customer's language yet (empty when they have)."""
+    if language in SUPPORTED and language != DEFAULT_LANGUAGE and language not in text:
+        return say("answer_in_default_language", language)
+    return ""
+
+
 def answer(entry: Entry, language: str | None = None) -> Reply:
     """The entry's answer in the customer's language; when editors have not written it in
     that language yet, the default language's, under a one-line note in the customer's."""
     text = pick(entry.answer, language)
-    if language in SUPPORTED and language != DEFAULT_LANGUAGE and language not in entry.answer:
-        text = f"{say('answer_in_default_language', language)}\n\n{text}"
+    note = answer_in_default_language(entry.answer, language)
+    if note:
+        text = f"{note}\n\n{text}"
     if entry.links:
         text += "\n\n" + "\n".join(f"{pick(link.title, language)}: {link.url}" for link in entry.links)
     buttons = []

@@ -314,3 +314,34 @@ def test_agent_reply_shows_the_agent_name_and_closing_asks_for_stars(stack: Stac
     ratings = [f for _, f in stack.redis_client().xrange(keys.CSAT) if f["conversation_id"] == state["sender"]]
     assert [(r["score"], r["agent"]) for r in ratings] == [("5", "wanda")]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_troubleshooting_guide_is_tapped_through_to_resolution(stack: Stack, tmp_path: Path) -> None:
+    from bot.kb.loader import load
+    from bot.kb.model import DONE, pick
+    from tests.e2e.test_guides import path_to
+
+    guide = load(ROOT / "data" / "faq").get("outages-no-internet")
+    path = path_to(guide, DONE)
+    shot = ROOT / "docs" / "screenshots" / "guide.png" if os.environ.get("SAVE_SCREENSHOTS") else tmp_path / "g.png"
+
+    async def scenario() -> None:
+        async with widget_browser(width=1000, height=900) as browser:
+            page = browser.page
+            await open_widget(page, stack)
+            await ask(page, "my internet is not working")
+            for step_id, option in path:
+                step = guide.guide.step(step_id)
+                asked = messages(page, "bot", pick(step.ask, "en")).last
+                await asked.wait_for(timeout=WAIT_MS)
+                title = pick(step.options[option].title, "en")
+                await asked.get_by_test_id("blw-button").filter(has_text=title).click()
+                # The customer's bubble shows the button's title, not its payload.
+                await messages(page, "customer", title).last.wait_for(timeout=WAIT_MS)
+            last = guide.guide.step(path[-1][0]).options[path[-1][1]]
+            await messages(page, "bot", pick(last.reply or guide.guide.resolved, "en")[:40]).wait_for(timeout=WAIT_MS)
+            assert await page.get_by_text("/guide_answer").count() == 0
+            assert not browser.errors and not browser.dialogs
+            await page.screenshot(path=str(shot))
+
+    run(scenario)

@@ -11,6 +11,7 @@ const REASONS = {
   repeated_question: 'Asked the same again',
   not_helped: 'Answer did not help',
   sensitive_topic: 'Topic needs a person',
+  guide_exhausted: 'Troubleshooting steps did not fix it',
 };
 const BACKOFF_MS = [1000, 2000, 5000];
 const PING_MS = 25000;
@@ -263,6 +264,20 @@ function kbBlock(matches) {
     el('tbody', {}, ...rows));
 }
 
+function guideBlock(guide) {
+  if (!guide) return null;
+  const steps = (guide.steps || []).map((step, i) => el('li', {},
+    el('div', { class: 'guide-asked', text: `${i + 1}. ${step.asked}` }),
+    step.did ? el('div', { class: 'muted', text: step.did }) : null,
+    el('div', {}, 'Answer: ', el('b', { text: step.answer || '—' }),
+      step.typed ? el('span', { class: 'muted', text: ` (typed: "${step.typed}")` }) : null)));
+  const body = steps.length
+    ? el('ol', { class: 'guide-steps', 'data-testid': 'card-guide-steps' }, ...steps)
+    : el('p', { class: 'muted', text: 'Started; no step answered yet.' });
+  return el('div', { class: 'card-guide', 'data-testid': 'card-guide' },
+    el('h3', {}, 'Troubleshooting guide: ', el('span', { text: guide.title || guide.id || '' })), body);
+}
+
 function renderCard() {
   const card = state.chat.card || {};
   const summary = card.summary && card.summary.length
@@ -276,7 +291,8 @@ function renderCard() {
     el('div', { class: 'card-grid' },
       el('div', {}, el('h3', { text: 'Frustration per turn' }), scoresBlock(card.scores)),
       el('div', {}, el('h3', { text: 'Summary' }), summary),
-      el('div', {}, el('h3', { text: 'Knowledge base tried' }), kbBlock(card.kb_matches))));
+      el('div', {}, el('h3', { text: 'Knowledge base tried' }), kbBlock(card.kb_matches))),
+    guideBlock(card.guide));
 }
 
 function whoText(turn) {
