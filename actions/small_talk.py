@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.escalation import LANGUAGE_SLOT, customer_language, decide, escalate
+from actions.escalation import LANGUAGE_SLOT, customer_language, decide, escalate, message_vector
 from actions.faq import STORE
 from actions.guide import typed_answer, with_resume_button
+from bot.kb.matcher import ANSWER
 from bot.kb.reply import human_button
 from bot.messages import say
 
@@ -27,6 +28,18 @@ REPLIES = {
 }
 
 
+# What the NLU model takes for off-topic ("do you lend projectors?") is answered from the
+# knowledge base when an editor has written an entry for it since the model was trained:
+# the matcher must be this sure (near an editor's own wording), since the model said no.
+KNOWN_SCORE = 90.0
+
+
+def knowledge_base_knows(tracker: Tracker) -> bool:
+    text = (tracker.latest_message or {}).get("text") or ""
+    match = STORE.matcher().match(text, vector=message_vector(tracker))
+    return match.decision == ANSWER and match.score >= KNOWN_SCORE
+
+
 class ActionSmallTalk(Action):
     def name(self) -> str:
         return "action_small_talk"
@@ -36,10 +49,12 @@ class ActionSmallTalk(Action):
         answered = typed_answer(dispatcher, tracker, language)  # "yes", "нет" to a guide's check
         if answered is not None:
             return answered
+        intent = (tracker.latest_message or {}).get("intent", {}).get("name")
+        if intent == "out_of_scope" and knowledge_base_knows(tracker):
+            return [FollowupAction("action_answer_faq")]
         decision = decide(tracker, STORE.kb)
         if decision.handoff:
             return escalate(decision)
-        intent = (tracker.latest_message or {}).get("intent", {}).get("name")
         buttons = [human_button(language)] if intent in ("deny", "nonsense", "out_of_scope") else []
         buttons = with_resume_button(tracker, buttons, language)
         dispatcher.utter_message(text=say(REPLIES.get(intent, "not_understood"), language), buttons=buttons)

@@ -39,6 +39,11 @@ from handoff import keys
 from handoff.queue import Queue
 
 STATUSES = ("online", "away", "offline")
+# What an account may do in the console: answer chats (agent), look after the knowledge base
+# (editor). One person can hold both; an account without roles saved is an agent (as every
+# account was before roles existed).
+ROLES = ("agent", "editor")
+DEFAULT_ROLES = ("agent",)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 MIN_PASSWORD = 8
 SESSION_TTL = 12 * 3600
@@ -58,9 +63,29 @@ class Agent:
     status: str
     capacity: int
     active: int
+    roles: tuple[str, ...] = DEFAULT_ROLES
 
     def as_json(self) -> dict:
-        return {"name": self.name, "status": self.status, "capacity": self.capacity, "active": self.active}
+        return {
+            "name": self.name,
+            "status": self.status,
+            "capacity": self.capacity,
+            "active": self.active,
+            "roles": list(self.roles),
+        }
+
+
+def parse_roles(text: str | None) -> tuple[str, ...]:
+    """``"agent,editor"`` as a tuple in :data:`ROLES` order; unknown names are an error."""
+    if not text:
+        return DEFAULT_ROLES
+    names = {part.strip() for part in text.split(",") if part.strip()}
+    unknown = names - set(ROLES)
+    if unknown:
+        raise AgentError(f"unknown role(s) {', '.join(sorted(unknown))}; roles are {', '.join(ROLES)}")
+    if not names:
+        raise AgentError(f"give at least one role of {', '.join(ROLES)}")
+    return tuple(role for role in ROLES if role in names)
 
 
 class AgentError(ValueError):
@@ -93,7 +118,7 @@ class Agents:
         self.redis = redis
         self._pending = 0
 
-    async def add(self, name: str, password: str, capacity: int = 3) -> None:
+    async def add(self, name: str, password: str, capacity: int = 3, roles: tuple[str, ...] = DEFAULT_ROLES) -> None:
         if not NAME_PATTERN.match(name):
             raise AgentError("agent names are 1-32 letters, digits, '.', '_' or '-'")
         if len(password) < MIN_PASSWORD:
@@ -103,7 +128,13 @@ class Agents:
         hashed = await _off_loop(_hasher.hash, password)
         await self.redis.hset(
             keys.agent(name),
-            mapping={"password_hash": hashed, "capacity": capacity, "status": "offline", "epoch": _new_epoch()},
+            mapping={
+                "password_hash": hashed,
+                "capacity": capacity,
+                "status": "offline",
+                "epoch": _new_epoch(),
+                "roles": ",".join(roles),
+            },
         )
         await self.redis.sadd(keys.AGENTS, name)
 
@@ -123,6 +154,19 @@ class Agents:
         await Queue(self.redis).return_chats_of(name)
         await self.redis.delete(keys.agent(name), keys.unread(name), keys.login_known(name))
         return bool(removed)
+
+    async def set_roles(self, name: str, roles: tuple[str, ...]) -> None:
+        """Change what the account may do; it applies to the next request of every session."""
+        if not await self.exists(name):
+            raise AgentError(f"no agent named {name!r}")
+        await self.redis.hset(keys.agent(name), "roles", ",".join(roles))
+
+    async def roles(self, name: str) -> tuple[str, ...]:
+        """The account's roles, read on every request so a change applies at once."""
+        try:
+            return parse_roles(_s(await self.redis.hget(keys.agent(name), "roles") or b""))
+        except AgentError:
+            return ()  # a hand-edited hash with a wrong role name grants nothing
 
     async def exists(self, name: str) -> bool:
         return bool(await self.redis.sismember(keys.AGENTS, name))
@@ -170,7 +214,11 @@ class Agents:
             return None
         data = {_s(k): _s(v) for k, v in data.items()}
         active = await self.redis.scard(keys.agent_chats(name))
-        return Agent(name, data.get("status", "offline"), int(data.get("capacity", 3)), int(active))
+        try:
+            roles = parse_roles(data.get("roles"))
+        except AgentError:
+            roles = ()
+        return Agent(name, data.get("status", "offline"), int(data.get("capacity", 3)), int(active), roles)
 
     async def set_status(self, name: str, status: str) -> Agent:
         if status not in STATUSES:
@@ -326,8 +374,12 @@ async def _main(args: argparse.Namespace) -> int:
     agents = Agents(redis)
     try:
         if args.command == "add":
-            await agents.add(args.name, _read_password(args.password_stdin), args.capacity)
-            print(f"agent {args.name} saved; they can log in to the console now")
+            roles = parse_roles(args.roles)
+            await agents.add(args.name, _read_password(args.password_stdin), args.capacity, roles)
+            print(f"agent {args.name} saved ({', '.join(roles)}); they can log in to the console now")
+        elif args.command == "roles":
+            await agents.set_roles(args.name, parse_roles(args.roles))
+            print(f"roles of {args.name}: {args.roles}")
         elif args.command == "passwd":
             await agents.set_password(args.name, _read_password(args.password_stdin))
             print(f"password of {args.name} changed; their open consoles are signed out")
@@ -335,7 +387,7 @@ async def _main(args: argparse.Namespace) -> int:
             print(f"agent {args.name} removed" if await agents.remove(args.name) else f"no agent named {args.name}")
         else:
             for agent in await agents.all():
-                print(f"{agent.name}\t{agent.status}\t{agent.active}/{agent.capacity} chats")
+                print(f"{agent.name}\t{agent.status}\t{agent.active}/{agent.capacity} chats\t{','.join(agent.roles)}")
     except AgentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -353,6 +405,12 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
         if name == "add":
             command.add_argument("--capacity", type=int, default=3, help="chats at once (default 3)")
+            command.add_argument(
+                "--roles", default="agent", help=f"comma-separated, of {', '.join(ROLES)} (default agent)"
+            )
+    roles = commands.add_parser("roles", help="change what an account may do")
+    roles.add_argument("name")
+    roles.add_argument("roles", help=f"comma-separated, of {', '.join(ROLES)}")
     commands.add_parser("remove").add_argument("name")
     commands.add_parser("list")
     return asyncio.run(_main(parser.parse_args(argv)))

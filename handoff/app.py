@@ -43,7 +43,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from bot.messages import csat_buttons, say
 from bot.settings import Settings
 from bot.transcript import transcript, turn_from_event
-from handoff import keys
+from handoff import editor, keys
 from handoff.agents import SESSION_TTL, AgentError, Agents, LoginBusy, LoginGuard
 from handoff.events import EventConsumer, stop_task
 from handoff.hub import Hub
@@ -159,7 +159,25 @@ async def auth_middleware(request: web.Request, handler):
     if api_post and request.headers.get("X-Requested-With") != "console":
         return web.json_response({"error": "missing X-Requested-With: console"}, status=403)
     request[AGENT] = agent
+    needed = required_role(request.path)
+    if needed is not None and needed not in await request.app[SERVICES].agents.roles(agent):
+        pages = {"/": "/editor", "/editor": "/"}  # each role's page, and the other one
+        other = pages.get(request.path)
+        if other is not None and required_role(other) in await request.app[SERVICES].agents.roles(agent):
+            raise web.HTTPFound(other)  # an editor who opens the console lands on their page
+        if request.path.startswith("/api/") or request.path == "/ws":
+            return web.json_response({"error": f"this needs the {needed} role"}, status=403)
+        return web.Response(text=f"Your account does not have the {needed} role.", status=403)
     return await handler(request)
+
+
+def required_role(path: str) -> str | None:
+    """The role a path needs (``None``: any signed-in account, e.g. ``/api/me``)."""
+    if path == "/editor" or path.startswith("/api/editor/") or path.startswith("/static/editor"):
+        return "editor"
+    if path in ("/", "/ws", "/api/queue", "/api/canned", "/api/me/status") or path.startswith("/api/chats/"):
+        return "agent"
+    return None
 
 
 @web.middleware
@@ -319,9 +337,10 @@ async def get_chat(request: web.Request) -> web.Response:
     if chat.agent == request[AGENT]:
         await services.redis.hdel(keys.unread(request[AGENT]), conversation_id)
     card = {**json.loads(chat.card.to_json())}
-    return web.json_response(
-        {"card": card, "transcript": transcript(tracker), "state": chat.state, "agent": chat.agent}
-    )
+    body = {"card": card, "transcript": transcript(tracker), "state": chat.state, "agent": chat.agent}
+    if chat.state == CLOSED and chat.agent == request[AGENT]:
+        body["suggestion"] = editor.suggestion_from(tracker)  # "suggest for the knowledge base"
+    return web.json_response(body)
 
 
 async def claim(request: web.Request) -> web.Response:
@@ -696,6 +715,7 @@ def create_app(settings: Settings, public_url: str | None = None) -> web.Applica
     app.router.add_post("/api/chats/{id}/close", close)
     app.router.add_get("/api/canned", canned)
     app.router.add_get("/ws", websocket)
+    editor.add_routes(app)
     app.router.add_static("/static/", STATIC)
     return app
 

@@ -73,3 +73,11 @@ def reply_sent(conversation_id: str, reply_id: str) -> str:
     """Set when an agent's reply with this id was first attempted (24 h): a retry then checks
     the transcript before sending, so a reply is delivered once."""
     return f"handoff:reply:{conversation_id}:{reply_id}"
+
+
+# Agents' answers suggested for the knowledge base, waiting for an editor (handoff/editor.py).
+SUGGESTIONS = "kb:suggestions"  # sorted set: suggestion id -> created at
+
+
+def suggestion(suggestion_id: str) -> str:
+    return f"kb:suggestion:{suggestion_id}"

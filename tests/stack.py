@@ -96,10 +96,11 @@ class Stack:
     def console_url(self) -> str:
         return f"http://127.0.0.1:{self.settings.handoff_port}"
 
-    def add_agent(self, name: str, password: str, capacity: int = 3) -> None:
-        """Create an agent account the way an operator does: with the CLI."""
+    def add_agent(self, name: str, password: str, capacity: int = 3, roles: str = "agent") -> None:
+        """Create an account the way an operator does: with the CLI."""
+        command = ["add", name, "--password-stdin", "--capacity", str(capacity), "--roles", roles]
         result = subprocess.run(
-            [sys.executable, "-m", "handoff.agents", "add", name, "--password-stdin", "--capacity", str(capacity)],
+            [sys.executable, "-m", "handoff.agents", *command],
             input=password + "\n",
             env={**os.environ, **service_env(self.settings)},
             capture_output=True,

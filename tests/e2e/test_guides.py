@@ -17,6 +17,7 @@ import pytest
 from bot.kb import guides
 from bot.kb.loader import load
 from bot.kb.model import DONE, HANDOFF, Entry, pick
+from bot.messages import say
 from bot.settings import ROOT
 from tests.e2e.clients import Agent, Customer
 from tests.e2e.conftest import Stack, new_sender, new_webchat_id, wait_for
@@ -83,11 +84,22 @@ def test_the_demo_guides_are_there_in_six_languages() -> None:
         assert set(entry.question) >= {"en", "ru", "ka", "sr", "lv", "tl"}, entry.id
 
 
-def test_a_guide_followed_to_resolution_in_the_widget(stack: Stack) -> None:
-    path = path_to(GUIDE, DONE)
+def ending_of(goal: str, path: list[tuple[str, int]]) -> str:
+    """What the customer reads last: the answer's reply, else the guide's resolved message
+    (``done``) or the apology before a person takes over (``handoff``)."""
+    last = GUIDE.guide.step(path[-1][0]).options[path[-1][1]]
+    if last.reply:
+        return pick(last.reply, "en")
+    return pick(GUIDE.guide.resolved, "en") if goal == DONE else say("guide_exhausted", "en")
+
+
+@pytest.mark.parametrize("goal", [DONE, HANDOFF])
+def test_a_guide_followed_to_its_end_in_the_widget(stack: Stack, agent: str, goal: str) -> None:
+    path = path_to(GUIDE, goal)
+    conversation = new_webchat_id()
 
     async def run() -> None:
-        async with Customer(stack.settings.rasa_url, new_webchat_id()) as customer:
+        async with Customer(stack.settings.rasa_url, conversation) as customer:
             await customer.say(ASK)
             step = await customer.expect(lambda m: ask_text(path[0][0]) in (m.get("text") or ""), what="first step")
             for number, (step_id, option) in enumerate(path):
@@ -98,11 +110,13 @@ def test_a_guide_followed_to_resolution_in_the_widget(stack: Stack) -> None:
                 if number + 1 < len(path):
                     following = path[number + 1][0]
                     step = await customer.expect(lambda m, f=following: ask_text(f) in (m.get("text") or ""))
-            last = GUIDE.guide.step(path[-1][0]).options[path[-1][1]]
-            ending = pick(last.reply or GUIDE.guide.resolved, "en")
-            await customer.expect(lambda m: (m.get("text") or "") == ending, what="the resolution")
+            ending = ending_of(goal, path)
+            await customer.expect(lambda m: (m.get("text") or "") == ending, what="the guide's end")
 
     asyncio.run(run())
+    if goal == HANDOFF:
+        shown_card = card(stack, conversation)
+        assert shown_card["reason"] == "guide_exhausted" and len(shown_card["guide"]["steps"]) == len(path)
 
 
 def test_a_guide_ends_with_a_person_who_sees_every_step_tried(stack: Stack, agent: str) -> None:
@@ -161,9 +175,12 @@ def test_that_did_not_help_hands_off_with_the_steps_so_far(stack: Stack, agent: 
     assert [s["asked"] for s in shown_card["guide"]["steps"]] == [ask_text(first)]
 
 
-def test_a_guide_on_whatsapp_is_tapped_through_interactive_buttons(stack: Stack, graph_api: FakeGraphApi) -> None:
+@pytest.mark.parametrize("goal", [DONE, HANDOFF])
+def test_a_guide_on_whatsapp_is_tapped_through_interactive_buttons(
+    stack: Stack, graph_api: FakeGraphApi, agent: str, goal: str
+) -> None:
     number = new_number()
-    path = path_to(GUIDE, DONE)
+    path = path_to(GUIDE, goal)
     assert post(stack, WHATSAPP, whatsapp_text(number, ASK), WA_SECRET).status_code == 200
     for step_id, option in path:
         question = ask_text(step_id)
@@ -183,10 +200,15 @@ def test_a_guide_on_whatsapp_is_tapped_through_interactive_buttons(stack: Stack,
         tap = {"type": "interactive", "interactive": {"type": "button_reply", "button_reply": {"id": picked}}}
         tap["interactive"]["button_reply"]["title"] = titles[ids.index(picked)]
         assert post(stack, WHATSAPP, whatsapp_webhook(number, tap), WA_SECRET).status_code == 200
-    last = GUIDE.guide.step(path[-1][0]).options[path[-1][1]]
-    ending = pick(last.reply or GUIDE.guide.resolved, "en")
+    ending = ending_of(goal, path)
     assert wait_for(lambda: [s for s in graph_api.sent_to(number) if shown(s) == ending]), [
         shown(s) for s in graph_api.sent_to(number)
     ]
-    assert stack.tracker(f"whatsapp:{number}")["slots"]["guide"] is None
+    conversation = f"whatsapp:{number}"
     assert json.loads(picked.removeprefix(f"/{guides.ANSWER_INTENT}"))["guide_id"] == GUIDE.id
+    if goal == DONE:
+        assert stack.tracker(conversation)["slots"]["guide"] is None
+    else:
+        shown_card = card(stack, conversation)
+        assert shown_card["reason"] == "guide_exhausted" and shown_card["channel"] == "whatsapp"
+        assert [s["asked"] for s in shown_card["guide"]["steps"]] == [ask_text(s) for s, _ in path]

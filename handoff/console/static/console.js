@@ -29,6 +29,7 @@ const state = {
   alerts: 0,           // unseen events, shown in the document title
   audio: null,         // AudioContext, created on first user gesture
   busy: false,         // an action on the open chat is in flight
+  suggestFor: null,    // the closed chat whose suggestion form was prefilled
 };
 
 const $ = (id) => document.getElementById(id);
@@ -157,6 +158,7 @@ function renderHeader() {
   if (!me) return;
   $('agent-name').textContent = me.name;
   $('presence').value = me.status;
+  $('editor-link').hidden = !(me.roles || []).includes('editor');
   $('presence').setAttribute('data-status', me.status);
   const active = state.known ? state.mine.filter((c) => c.state === 'assigned').length : me.active;
   $('load').textContent = `${active} / ${me.capacity} chats`;
@@ -363,6 +365,36 @@ function renderControls() {
   }
 }
 
+function renderSuggest() {
+  const chat = state.chat;
+  const show = !!(chat && state.me && chat.state === 'closed' && chat.agent === state.me.name
+    && chat.suggestion !== undefined);
+  $('suggest').hidden = !show;
+  // Prefill once per chat, from the server's pick of the question and the answer to it
+  // (sent with a closed chat), then leave the agent's edits alone.
+  if (!show || state.suggestFor === state.openId) return;
+  state.suggestFor = state.openId;
+  const found = chat.suggestion;
+  $('suggest-question').value = found ? found.question : '';
+  $('suggest-answer').value = found ? found.answer : '';
+  $('suggest-status').textContent = '';
+  $('suggest-send').disabled = false;
+}
+
+async function sendSuggestion() {
+  const question = $('suggest-question').value.trim();
+  const answer = $('suggest-answer').value.trim();
+  if (!question || !answer) { $('suggest-status').textContent = 'Fill in both the question and the answer.'; return; }
+  $('suggest-send').disabled = true;
+  try {
+    await api('POST', `/api/chats/${encodeURIComponent(state.openId)}/suggest`, { question, answer });
+    $('suggest-status').textContent = 'Sent to the editors. Thank you!';
+  } catch (err) {
+    $('suggest-send').disabled = false;
+    $('suggest-status').textContent = err.message;
+  }
+}
+
 function renderChat() {
   const open = !!(state.openId && state.chat);
   $('chat').hidden = !open;
@@ -371,6 +403,7 @@ function renderChat() {
   renderCard();
   renderTranscript();
   renderControls();
+  renderSuggest();
 }
 
 function renderCanned() {
@@ -623,6 +656,7 @@ function bindEvents() {
   $('reply-send').addEventListener('click', sendReply);
   $('handback').addEventListener('click', () => chatAction('handback'));
   $('close-chat').addEventListener('click', closeChat);
+  $('suggest-send').addEventListener('click', sendSuggestion);
   paneTake = $('take-chat');
   paneTake.addEventListener('click', () => takeChat(state.openId));
   paneTake.remove();
