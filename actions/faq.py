@@ -9,9 +9,9 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.escalation import LANGUAGE_SLOT, customer_language, decide, escalate, message_vector
-from actions.guide import start_guide, typed_answer, with_resume_button
+from actions.guide import ask_again, start_guide, typed_answer, with_resume_button
 from bot.frustration import Turn
-from bot.kb.matcher import ANSWER, Match
+from bot.kb.matcher import ANSWER, NONE, Match
 from bot.kb.reply import CHOICE_ENTITY, CHOICE_INTENT, LANGUAGE_ENTITY, answer, match_summary, reply_for
 from bot.kb.store import KnowledgeBaseStore
 from bot.settings import load_settings
@@ -50,5 +50,7 @@ class ActionAnswerFaq(Action):
             return events + escalate(decision)
         if matched is not None and matched.guide is not None and match.decision == ANSWER and not decision.handoff:
             return events + start_guide(dispatcher, tracker, matcher.kb, matched, language)
+        if match.decision == NONE and not decision.handoff and (again := ask_again(dispatcher, tracker, language)):
+            return events + again
         dispatcher.utter_message(text=reply.text, buttons=with_resume_button(tracker, reply.buttons, language))
         return events + (escalate(decision) if decision.handoff else [])

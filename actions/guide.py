@@ -107,6 +107,18 @@ def typed_answer(dispatcher: CollectingDispatcher, tracker: Tracker, language: s
     return [record, *apply(dispatcher, progress, language)]
 
 
+def ask_again(dispatcher: CollectingDispatcher, tracker: Tracker, language: str) -> list[dict] | None:
+    """While a guide is open, a message the bot cannot place at all is most likely an answer
+    it could not read ("hmm nope, kinda"): ask the step again with its buttons rather than
+    "I didn't understand". ``None`` when no guide is open."""
+    state = tracker.get_slot(guides.SLOT)
+    if not is_open(state):
+        return None
+    progress = guides.unclear(_store().kb, state, language)
+    utter(dispatcher, progress.replies)
+    return [SlotSet(LANGUAGE_SLOT, language)]
+
+
 def with_resume_button(tracker: Tracker, buttons: list[dict], language: str) -> list[dict]:
     """Any other reply while a guide is open offers the way back to it."""
     state = tracker.get_slot(guides.SLOT)

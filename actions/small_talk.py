@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.escalation import LANGUAGE_SLOT, customer_language, decide, escalate, message_vector
 from actions.faq import STORE
-from actions.guide import typed_answer, with_resume_button
+from actions.guide import ask_again, typed_answer, with_resume_button
 from bot.kb.matcher import ANSWER
 from bot.kb.reply import human_button
 from bot.messages import say
@@ -55,6 +55,8 @@ class ActionSmallTalk(Action):
         decision = decide(tracker, STORE.kb)
         if decision.handoff:
             return escalate(decision)
+        if intent == "nonsense" and (again := ask_again(dispatcher, tracker, language)):
+            return again
         buttons = [human_button(language)] if intent in ("deny", "nonsense", "out_of_scope") else []
         buttons = with_resume_button(tracker, buttons, language)
         dispatcher.utter_message(text=say(REPLIES.get(intent, "not_understood"), language), buttons=buttons)

@@ -323,7 +323,7 @@ def channel_guard_env(settings: Settings) -> dict[str, str]:
 def rasa_process(settings: Settings, model: Path, token: str, log_dir: Path) -> Process:
     host, port = settings.rasa_host, settings.rasa_port
     command = [
-        sys.executable, "-m", "rasa", "run",
+        sys.executable, "-m", "bot.rasa_main", "run",  # Rasa with bot/rasa_patches.py applied
         "--model", str(model),
         "--endpoints", str(ROOT / "endpoints.yml"),
         "--credentials", str(ROOT / "credentials.yml"),

@@ -97,6 +97,7 @@ Brightline assistant is running.
   Action server     {actions}/health  (token: {_secret_hint(settings, "ACTION_TOKEN")})
   Agent console     {settings.handoff_url}/
                     first agent: .venv/bin/python -m handoff.agents add alice
+  Editors' page     {settings.handoff_url}/editor   (accounts added with --roles editor)
   Redis             redis://{redis.host}:{redis.port}/{redis.db}  (data: {where}{password})
   Logs              {settings.var_dir / "log"}
 

@@ -121,15 +121,14 @@ def load_dir(directory: Path | str, files: dict[str, FileState] | None = None) -
     while True:
         entries: list[Entry] = []
         rejected: list[Entry] = []
-        keys: dict[int, list[str]] = {}
+        chosen_files: list[Parsed] = []
         for name in sorted(states):
             state = states[name]
             chosen = state.parsed if newest[name] else state.good
             entries.extend(chosen.entries)
             rejected.extend(chosen.rejected)
-            for entry in (*chosen.entries, *chosen.rejected):
-                keys[id(entry)] = chosen.phrasing_keys(entry)
-        kept, cross = _check_across_files(entries, rejected, keys)
+            chosen_files.append(chosen)
+        kept, cross = _check_across_files(entries, rejected, chosen_files)
         # A new version that clashes with another file (a duplicate id, a phrasing already
         # used) falls back to its last good version too, and the clash is reported.
         clashing = {
@@ -189,15 +188,36 @@ class Parsed:
     entries: list[Entry]
     problems: list[Problem]
     rejected: list[Entry] = field(default_factory=list)
+    # Texts the reader normalised already (alternatives), so nothing is normalised twice.
+    normalized: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
     _keys: dict[int, list[str]] = field(default_factory=dict, repr=False, compare=False)
+    _owners: tuple[dict[str, tuple[Entry, str]], list[tuple[str, Entry, str]]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def phrasing_keys(self, entry: Entry) -> list[str]:
         """The normalised phrasings of one of this file's entries, computed once per parse
         (the check across files compares them on every load; most files did not change)."""
         keys = self._keys.get(id(entry))
         if keys is None:
-            keys = self._keys[id(entry)] = [normalize(text) for _, text in entry.variants()]
+            known = self.normalized
+            keys = self._keys[id(entry)] = [known.get(text) or normalize(text) for _, text in entry.variants()]
         return keys
+
+    def owners(self) -> tuple[dict[str, tuple[Entry, str]], list[tuple[str, Entry, str]]]:
+        """Each normalised phrasing of the file with the first entry (by line) that has it,
+        and the later entries that repeat one: what the check across files needs from
+        this file, computed once per parse."""
+        if self._owners is None:
+            first: dict[str, tuple[Entry, str]] = {}
+            repeats: list[tuple[str, Entry, str]] = []
+            for entry in sorted([*self.entries, *self.rejected], key=lambda e: e.line):
+                for (_, text), key in zip(entry.variants(), self.phrasing_keys(entry), strict=True):
+                    owner = first.setdefault(key, (entry, text))
+                    if owner[0] is not entry:
+                        repeats.append((key, entry, text))
+            self._owners = (first, repeats)
+        return self._owners
 
 
 def load_file(path: Path | str) -> Parsed:
@@ -220,7 +240,7 @@ def parse(text: str, source: str) -> Parsed:
     if root is None:
         return Parsed([], [Problem(source, 1, "file is empty; expected a mapping with an 'entries:' list")])
     entries = reader.file(root)
-    return Parsed(entries, reader.problems, reader.rejected)
+    return Parsed(entries, reader.problems, reader.rejected, reader.normalized)
 
 
 def _indent(line: str) -> int:
@@ -282,6 +302,7 @@ class _Reader:
         self.problems: list[Problem] = []
         self._constructor = yaml.SafeLoader("")
         self.rejected: list[Entry] = []  # kept for cross-file checks (duplicate ids, buttons)
+        self.normalized: dict[str, str] = {}  # text -> normalize(text), shared with Parsed
 
     def problem(self, node: yaml.Node, message: str) -> None:
         self.problems.append(Problem(self.source, node.start_mark.line + 1, message))
@@ -366,11 +387,13 @@ class _Reader:
                 self.problem(item, f"{what}: each item must be text")
             elif not value.strip():
                 self.problem(item, f"empty {what[:-1] if what.endswith('s') else what} in {what}")
-            elif normalize(value) in seen:
-                self.problem(item, f"{what}: '{value}' repeats line {seen[normalize(value)]}")
             else:
-                seen[normalize(value)] = item.start_mark.line + 1
-                out.append(value.strip())
+                key = self.normalized[value.strip()] = normalize(value)
+                if key in seen:
+                    self.problem(item, f"{what}: '{value}' repeats line {seen[key]}")
+                else:
+                    seen[key] = item.start_mark.line + 1
+                    out.append(value.strip())
         return out
 
     def alternatives(self, node: yaml.Node, language: str) -> dict[str, tuple[str, ...]]:
@@ -721,9 +744,14 @@ def guide_text(guide: Guide) -> Localized:
 
 
 def _check_across_files(
-    entries: list[Entry], rejected: list[Entry], keys: dict[int, list[str]] | None = None
+    entries: list[Entry], rejected: list[Entry], files: list[Parsed] | None = None
 ) -> tuple[list[Entry], list[Problem]]:
-    """Find what no single file can see: duplicate ids, shared phrasings, dangling buttons."""
+    """Find what no single file can see: duplicate ids, shared phrasings, dangling buttons.
+
+    ``files``: each file's parse, in file order (``load_dir``); the phrasings are compared
+    through each file's own table of them, a set operation per file rather than a loop
+    over every phrasing of the knowledge base, since most loads follow a one-file edit.
+    """
     problems: list[Problem] = []
     first_by_id: dict[str, Entry] = {}
     kept: list[Entry] = []
@@ -744,20 +772,31 @@ def _check_across_files(
         first_by_id[entry.id] = entry
         if id(entry) not in rejected_ids:
             kept.append(entry)
-    owner: dict[str, Entry] = {}
-    for entry in everything:
-        known = keys.get(id(entry)) if keys else None
-        for (_, text), key in zip(entry.variants(), known or [normalize(t) for _, t in entry.variants()], strict=True):
-            other = owner.setdefault(key, entry)
-            if other is not entry:
-                problems.append(
-                    Problem(
-                        entry.source,
-                        entry.line,
-                        f"entry '{entry.id}': phrasing '{text}' is also used by entry '{other.id}' "
-                        f"({other.source}:{other.line}); the matcher could not tell them apart",
-                    )
+    if files is None:  # entries without their files (callers outside load_dir)
+        by_source: dict[str, Parsed] = {}
+        for entry in everything:
+            by_source.setdefault(entry.source, Parsed([], [])).entries.append(entry)
+        files = [by_source[name] for name in sorted(by_source)]
+    owner: dict[str, tuple[Entry, str]] = {}
+    for parsed in sorted(files, key=lambda f: min((e.source for e in (*f.entries, *f.rejected)), default="")):
+        first, repeats = parsed.owners()
+        clashes = owner.keys() & first.keys()
+        earlier = {key: owner[key] for key in clashes}
+        owner.update(first)
+        owner.update(earlier)  # the first file to use a phrasing keeps it
+        later = [(key, *first[key]) for key in clashes] + repeats
+        for key, entry, text in later:
+            other = owner[key][0]
+            if other is entry:
+                continue
+            problems.append(
+                Problem(
+                    entry.source,
+                    entry.line,
+                    f"entry '{entry.id}': phrasing '{text}' is also used by entry '{other.id}' "
+                    f"({other.source}:{other.line}); the matcher could not tell them apart",
                 )
+            )
     for entry in everything:
         for step in entry.guide.steps if entry.guide else ():
             for option in step.options:

@@ -6,7 +6,7 @@ never takes the bot down and never holds back another file: the problems are log
 other file's edits go live (``load_dir`` with the store's per-file state; unchanged files
 are not even parsed again).
 
-A watcher thread checks the files twice a second and builds the new matcher in the
+A watcher thread checks the files four times a second and builds the new matcher in the
 background while the old one keeps answering, so no customer's request waits for a
 rebuild. The rebuild starts from the previous matcher and embeds and analyses only the
 changed entries (well under a second at 5,000 entries; docs/benchmarks.md). The encoder's
@@ -33,7 +33,7 @@ class KnowledgeBaseStore:
         self,
         directory: Path,
         settings: MatchSettings,
-        check_every: float = 0.5,
+        check_every: float = 0.25,
         background: bool = True,
         save_vectors: bool = False,
     ) -> None:

@@ -212,3 +212,13 @@ def test_a_guide_on_whatsapp_is_tapped_through_interactive_buttons(
         shown_card = card(stack, conversation)
         assert shown_card["reason"] == "guide_exhausted" and shown_card["channel"] == "whatsapp"
         assert [s["asked"] for s in shown_card["guide"]["steps"]] == [ask_text(s) for s, _ in path]
+
+
+def test_a_reply_the_bot_cannot_place_asks_the_step_again_with_its_buttons(stack: Stack) -> None:
+    sender = new_sender()
+    first = stack.say(sender, ASK)
+    buttons = [p for p in payloads(first) if p.startswith(f"/{guides.ANSWER_INTENT}")]
+    replies = stack.say(sender, "qwerty")
+    assert say("guide_pick", "en") in texts(replies), replies
+    assert [p for p in payloads(replies) if p.startswith(f"/{guides.ANSWER_INTENT}")] == buttons
+    assert stack.tracker(sender)["slots"]["guide"]["step"] == GUIDE.guide.first.id
