@@ -10,6 +10,7 @@ customer in the middle of a guide is handed off at once, with the steps on the c
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -74,9 +75,13 @@ def start_guide(
     return apply(dispatcher, guides.start(kb, entry, language, tracker.get_slot(guides.SLOT)), language)
 
 
-def is_open(state: object) -> bool:
-    """A guide is under way (not over, not already handed to a person)."""
-    return isinstance(state, dict) and bool(state.get("id")) and not state.get("ended")
+def is_open(state: object, now: float | None = None) -> bool:
+    """A guide is under way: not over, not handed to a person, not left idle for
+    ``guides.IDLE_SECONDS`` (the slot outlives sessions; last week's guide is not open)."""
+    if not isinstance(state, dict) or not state.get("id") or state.get("ended"):
+        return False
+    at = state.get("at")
+    return not isinstance(at, (int, float)) or (now or time.time()) - at <= guides.IDLE_SECONDS
 
 
 def typed_answer(dispatcher: CollectingDispatcher, tracker: Tracker, language: str) -> list[dict] | None:
@@ -145,7 +150,8 @@ class ActionGuide(Action):
         step_id = next(tracker.get_latest_entity_values(guides.STEP_ENTITY), None)
         option = _index(next(tracker.get_latest_entity_values(guides.OPTION_ENTITY), None))
         here = guides.current(kb, state)
-        if here is None or not is_open(state):
+        # A tap is explicit: it works on a guide left idle too, not on one that is over.
+        if here is None or not isinstance(state, dict) or state.get("ended"):
             # A button from a guide that is over (or was never started here).
             dispatcher.utter_message(text=say("not_understood", language), buttons=[human_button(language)])
             return [SlotSet(LANGUAGE_SLOT, language)]

@@ -146,7 +146,21 @@ def test_a_guide_starts_with_its_intro_and_first_check_with_answer_buttons(kb_di
     assert "Он горит ровным белым?" in step.text and "Посмотрите на индикатор" in step.text
     assert [b["title"] for b in step.buttons] == ["Да, белый", "Нет, красный", "Не вижу"]
     assert step.buttons[1]["payload"] == guides.answer_payload("devices-router-lights", "colour", 1)
-    assert progress.state == {"id": "devices-router-lights", "step": "colour", "trail": []}
+    assert {k: v for k, v in progress.state.items() if k != "at"} == {
+        "id": "devices-router-lights",
+        "step": "colour",
+        "trail": [],
+    }
+
+
+def test_a_guide_left_idle_for_half_an_hour_is_no_longer_open(kb_dir: Path) -> None:
+    from actions.guide import is_open
+
+    kb = load(kb_dir)
+    state = guides.start(kb, kb.get("devices-router-lights"), "en").state
+    assert is_open(state) and is_open(state, now=state["at"] + guides.IDLE_SECONDS - 1)
+    assert not is_open(state, now=state["at"] + guides.IDLE_SECONDS + 1)
+    assert not is_open({**state, "ended": "handoff"})
 
 
 def test_followed_to_resolution(kb_dir: Path) -> None:

@@ -12,6 +12,7 @@ it is what the agent's card shows after a handoff, so nobody asks the customer a
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from rapidfuzz import fuzz
 from bot.kb.model import DEFAULT_LANGUAGE, DONE, GUIDE_PREFIX, HANDOFF, Entry, KnowledgeBase, Step, pick
 from bot.kb.normalize import normalize
 from bot.kb.reply import Reply, answer_in_default_language
-from bot.kb.typed_answers import NOT_HELPED, UNSURE, meaning
+from bot.kb.typed_answers import NOT_HELPED, meaning
 from bot.messages import say
 
 SLOT = "guide"
@@ -33,6 +34,9 @@ RESUME_PAYLOAD = f"/{RESUME_INTENT}"
 # takes over, and the slot stays small.
 MAX_TRAIL = 30
 TITLE_MATCH = 90  # rapidfuzz ratio for a typed reply that repeats a button's title
+# A guide left alone this long is over: the customer's later questions no longer carry a
+# "back to the steps" button, and their replies are not read as answers to it.
+IDLE_SECONDS = 30 * 60
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,7 @@ def start(
     if note:
         intro = f"{note}\n\n{intro}"
     first = entry.guide.first
-    new_state = {"id": entry.id, "step": first.id, "trail": list(trail or [])}
+    new_state = {"id": entry.id, "step": first.id, "trail": list(trail or []), "at": time.time()}
     return Progress((Reply(intro), prompt(entry, first, language)), new_state)
 
 
@@ -148,7 +152,8 @@ def choose(kb: KnowledgeBase, state: dict[str, Any], option: int, language: str,
     following = entry.guide.step(then)
     if following is None:
         return exhausted(kb, {**state, "trail": trail}, language, replies)
-    return Progress((*replies, prompt(entry, following, language)), {**state, "step": following.id, "trail": trail})
+    moved = {**state, "step": following.id, "trail": trail, "at": time.time()}
+    return Progress((*replies, prompt(entry, following, language)), moved)
 
 
 def exhausted(
@@ -184,9 +189,7 @@ def read(
     for index, option in enumerate(step.options):
         if option.means == found:
             return Reading(option=index, meaning=found)
-    if found == UNSURE:
-        return Reading(unclear=True, meaning=found)
-    return Reading(unclear=True, meaning=found)
+    return Reading(unclear=True, meaning=found)  # e.g. "not sure" where no answer means unsure
 
 
 def unclear(kb: KnowledgeBase, state: dict[str, Any], language: str) -> Progress:
