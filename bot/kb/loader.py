@@ -433,21 +433,32 @@ class _Reader:
                     entries.append(entry)
         return entries
 
-    def entry(self, node: yaml.Node, language: str) -> Entry | None:
-        before = len(self.problems)
-        fields = self.mapping(node, "an entry")
+    def head(
+        self, node: yaml.Node, kind: str, allowed: tuple[str, ...], required: tuple[str, ...]
+    ) -> tuple[dict, str | None, str] | None:
+        """What entries and guides share: the fields, a valid id, and the name problems use."""
+        article = "an" if kind[0] in "aeiou" else "a"
+        fields = self.mapping(node, f"{article} {kind}")
         if fields is None:
             return None
-        self.unknown_keys(fields, ENTRY_KEYS, "an entry")
-        entry_id = None
+        self.unknown_keys(fields, allowed, f"{article} {kind}")
+        item_id = None
         if "id" in fields:
-            entry_id = self.text(fields["id"][1], "id")
-            if entry_id and not ID_PATTERN.match(entry_id):
-                self.problem(fields["id"][1], f"id '{entry_id}' may hold only letters, digits, '.', '_' and '-'")
-        name = f"entry '{entry_id}'" if entry_id else "entry"
-        for key in REQUIRED_KEYS:
+            item_id = self.text(fields["id"][1], "id")
+            if item_id and not ID_PATTERN.match(item_id):
+                self.problem(fields["id"][1], f"id '{item_id}' may hold only letters, digits, '.', '_' and '-'")
+        name = f"{kind} '{item_id}'" if item_id else kind
+        for key in required:
             if key not in fields:
                 self.problem(node, f"{name}: missing {key}")
+        return fields, item_id, name
+
+    def entry(self, node: yaml.Node, language: str) -> Entry | None:
+        before = len(self.problems)
+        head = self.head(node, "entry", ENTRY_KEYS, REQUIRED_KEYS)
+        if head is None:
+            return None
+        fields, entry_id, name = head
         get = fields.get
         question = self.localized(get("question")[1], "question", language) if get("question") else None
         answer = self.localized(get("answer")[1], "answer", language) if get("answer") else None
@@ -499,17 +510,10 @@ class _Reader:
     def guide(self, node: yaml.Node, language: str) -> Entry | None:
         """A troubleshooting guide: an entry's id and phrasings, then ordered steps."""
         before = len(self.problems)
-        fields = self.mapping(node, "a guide")
-        if fields is None:
+        head = self.head(node, "guide", GUIDE_KEYS, GUIDE_REQUIRED)
+        if head is None:
             return None
-        self.unknown_keys(fields, GUIDE_KEYS, "a guide")
-        guide_id = self.text(fields["id"][1], "id") if "id" in fields else None
-        if guide_id and not ID_PATTERN.match(guide_id):
-            self.problem(fields["id"][1], f"id '{guide_id}' may hold only letters, digits, '.', '_' and '-'")
-        name = f"guide '{guide_id}'" if guide_id else "guide"
-        for key in GUIDE_REQUIRED:
-            if key not in fields:
-                self.problem(node, f"{name}: missing {key}")
+        fields, guide_id, name = head
         get = fields.get
         question = self.localized(get("question")[1], "question", language) if get("question") else None
         alternatives = self.alternatives(get("alternatives")[1], language) if get("alternatives") else {}

@@ -35,24 +35,6 @@ const state = {
 const $ = (id) => document.getElementById(id);
 let paneTake = null; // "Take this chat" button of the chat pane, detached when not needed
 
-// ---------- tiny DOM helper (text only, never HTML) ----------
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (value == null || value === false) continue;
-    if (key === 'class') node.className = value;
-    else if (key === 'text') node.textContent = String(value);
-    else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, String(value)); // only data-*, title, type, aria-* are used
-  }
-  for (const child of children) {
-    if (child == null || child === false) continue;
-    node.append(typeof child === 'string' ? document.createTextNode(child) : child);
-  }
-  return node;
-}
-
 // ---------- formatting ----------
 
 function reasonText(reason) {
@@ -79,29 +61,6 @@ const fmtPriority = (n) => (Number(n) || 0).toFixed(2);
 // Priority is frustration (0..1) plus bonuses, so these cut-offs mirror the score colours.
 const priorityLevel = (n) => (n >= 0.8 ? 'is-high' : n >= 0.5 ? 'is-mid' : 'is-low');
 const isMine = (chat) => !!(chat && state.me && chat.state === 'assigned' && chat.agent === state.me.name);
-
-// ---------- HTTP ----------
-
-async function api(method, path, body) {
-  const opts = {
-    method,
-    credentials: 'same-origin',
-    headers: { 'Content-Type': 'application/json', 'X-Requested-With': 'console' },
-  };
-  if (body !== undefined) opts.body = JSON.stringify(body);
-  const res = await fetch(path, opts);
-  if (res.status === 401) { // session gone: the login page is the only way forward
-    location.href = '/login';
-    throw new Error('Not logged in');
-  }
-  let data = null;
-  try { data = await res.json(); } catch (_) { /* empty or non-JSON body is fine on 200 */ }
-  if (!res.ok) {
-    const msg = (data && (data.error || data.message)) || `Request failed (${res.status})`;
-    throw new Error(msg);
-  }
-  return data;
-}
 
 function showError(message) {
   $('chat-error-text').textContent = message || '';

@@ -4,37 +4,6 @@
 
 const $ = (id) => document.getElementById(id);
 
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (value == null || value === false) continue;
-    if (key === 'class') node.className = value;
-    else if (key === 'text') node.textContent = String(value);
-    else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, String(value));
-  }
-  for (const child of children) {
-    if (child == null || child === false) continue;
-    node.append(typeof child === 'string' ? document.createTextNode(child) : child);
-  }
-  return node;
-}
-
-async function api(method, path, body) {
-  const opts = {
-    method,
-    credentials: 'same-origin',
-    headers: { 'Content-Type': 'application/json', 'X-Requested-With': 'console' },
-  };
-  if (body !== undefined) opts.body = JSON.stringify(body);
-  const res = await fetch(path, opts);
-  if (res.status === 401) { location.href = '/login'; throw new Error('Not logged in'); }
-  let data = null;
-  try { data = await res.json(); } catch (_) { /* non-JSON */ }
-  if (!res.ok) throw new Error((data && data.error) || `Request failed (${res.status})`);
-  return data;
-}
-
 function showError(message) {
   $('editor-error-text').textContent = message || '';
   $('editor-error').hidden = !message;
