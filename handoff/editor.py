@@ -25,7 +25,6 @@ from handoff import keys
 EDITOR_STORE = web.AppKey("editor_store", dict)
 MAX_TRY = 500  # characters of a "try it" question
 REPORT_TTL = 30.0  # seconds a computed unanswered report is served again
-EVENTS_BATCH = 2000
 MAX_PENDING = 500  # suggestions waiting for editors; more are refused until some are handled
 MAX_QUESTION, MAX_ANSWER = 500, 2000
 
@@ -117,23 +116,11 @@ def _relative(source: str, directory: Path) -> str:
 
 async def _events(app: web.Application) -> list[dict[str, Any]]:
     """Every event in the stream, oldest first (the stream is capped by the broker)."""
-    redis = _services(app).redis
-    out: list[dict[str, Any]] = []
-    start = "-"
-    while True:
-        entries = await redis.xrange(keys.EVENT_STREAM, start, "+", count=EVENTS_BATCH)
-        for _, fields in entries:
-            raw = fields.get(b"data", fields.get("data"))
-            try:
-                event = json.loads(raw)
-            except (TypeError, ValueError):
-                continue
-            if isinstance(event, dict):
-                out.append(event)
-        if len(entries) < EVENTS_BATCH:
-            return out
-        last = entries[-1][0]
-        start = "(" + (last.decode() if isinstance(last, bytes) else last)
+    from bot.kb.unanswered import event_of
+    from handoff.privacy import stream_entries
+
+    entries = stream_entries(_services(app).redis, keys.EVENT_STREAM)
+    return [event for _, fields in [item async for item in entries] if (event := event_of(fields))]
 
 
 async def unanswered_groups(request: web.Request) -> web.Response:

@@ -231,10 +231,10 @@ async def locate(redis: Redis, conversation_ids: Iterable[str], *, with_lock: bo
         owner = meta_seen.get(key) or await _seen_owner_in(redis, key, ids)
         if owner is not None:
             found[owner].items["channel_seen"].append(key)
-    async for entry_id, fields in _stream(redis, keys.EVENT_STREAM):
+    async for entry_id, fields in stream_entries(redis, keys.EVENT_STREAM):
         if (cid := _s(fields.get(b"sender_id", fields.get("sender_id", "")))) in ids:
             found[cid].items["events"].append(entry_id)
-    async for entry_id, fields in _stream(redis, keys.CSAT):
+    async for entry_id, fields in stream_entries(redis, keys.CSAT):
         if (cid := _s(fields.get(b"conversation_id", fields.get("conversation_id", "")))) in ids:
             found[cid].items["csat"].append(entry_id)
     return found
@@ -265,7 +265,7 @@ async def _scan(redis: Redis, pattern: str) -> AsyncIterator[str]:
         yield _s(key)
 
 
-async def _stream(redis: Redis, stream: str) -> AsyncIterator[tuple[str, dict]]:
+async def stream_entries(redis: Redis, stream: str) -> AsyncIterator[tuple[str, dict]]:
     """Every entry, oldest first, ``BATCH`` at a time (memory stays bounded)."""
     start = "-"
     while True:

@@ -14,9 +14,12 @@ JSON-lines file of tracker events); see bot/kb/unanswered.py.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from pathlib import Path
+
+from redis.exceptions import RedisError
 
 from bot.kb.evaluate import EvalFileError, evaluate, format_report, read_cases
 from bot.kb.loader import kb_files, load_dir, load_or_report
@@ -103,6 +106,23 @@ def _nlu(directory: Path, out: Path | None) -> int:
     return 0
 
 
+async def _stream_events() -> list[dict]:
+    """The events in the broker's Redis stream, through the same reader as the editors' page."""
+    from bot.kb.unanswered import event_of
+    from handoff.keys import EVENT_STREAM
+    from handoff.privacy import stream_entries
+
+    client = load_settings().redis.client()
+    try:
+        return [
+            event
+            for _, fields in [e async for e in stream_entries(client, EVENT_STREAM)]
+            if (event := event_of(fields))
+        ]
+    finally:
+        await client.close()
+
+
 def _unanswered(directory: Path, events_file: Path | None, as_json: bool, limit: int) -> int:
     from bot.kb import unanswered
 
@@ -122,18 +142,9 @@ def _unanswered(directory: Path, events_file: Path | None, as_json: bool, limit:
             except ValueError:
                 print(f"{events_file}:{number}: not a JSON event; skipped", file=sys.stderr)
     else:
-        import redis
-
-        from handoff.keys import EVENT_STREAM
-
-        settings = load_settings()
-        address = settings.redis
-        client = redis.Redis(
-            host=address.host, port=address.port, db=address.db, password=address.password or None, ssl=address.use_ssl
-        )
         try:
-            events = list(unanswered.stream_events(client, EVENT_STREAM))
-        except redis.RedisError as exc:
+            events = asyncio.run(_stream_events())
+        except (OSError, RedisError) as exc:
             print(f"error: cannot read the event stream from Redis: {exc}", file=sys.stderr)
             return 2
     groups = unanswered.report(events, kb)

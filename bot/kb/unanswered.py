@@ -266,24 +266,14 @@ def report(events: Iterable[dict[str, Any]], kb: KnowledgeBase | None = None) ->
     return [g.as_json(kb) for g in group(from_events(events), kb=kb)]
 
 
-def stream_events(client, stream: str, batch: int = 1000) -> Iterator[dict[str, Any]]:
-    """Every event in the Redis stream (a sync ``redis.Redis``), oldest first, in batches."""
-    start = "-"
-    while True:
-        entries = client.xrange(stream, start, "+", count=batch)
-        for _, fields in entries:
-            raw = fields.get(b"data") if b"data" in fields else fields.get("data")
-            try:
-                event = json.loads(raw)
-            except (TypeError, ValueError):
-                continue
-            if isinstance(event, dict):
-                yield event
-        if len(entries) < batch:
-            return
-        last = entries[-1][0]
-        last = last.decode() if isinstance(last, bytes) else last
-        start = "(" + last
+def event_of(fields: dict) -> dict[str, Any] | None:
+    """The tracker event in one entry of the broker's stream (``bot.broker.stream_fields``)."""
+    raw = fields.get(b"data", fields.get("data"))
+    try:
+        event = json.loads(raw)
+    except (TypeError, ValueError):
+        return None
+    return event if isinstance(event, dict) else None
 
 
 def format_report(groups: list[dict[str, Any]], limit: int = 30) -> str:

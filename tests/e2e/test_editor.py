@@ -264,3 +264,24 @@ def test_suggestions_are_checked_and_only_the_agent_of_the_chat_can_make_one(
             assert sid not in [s["id"] for s in listed["suggestions"]]
 
     asyncio.run(run())
+
+
+def test_the_unanswered_command_reads_the_live_event_stream(stack: Stack) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from bot.processes import service_env
+
+    stack.say(new_sender(), "can I hire a karaoke machine from Brightline for a wedding")
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.kb", "unanswered", "--json", "--limit", "200"],
+        env={**os.environ, **service_env(stack.settings)},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    examples = [text for group in json.loads(done.stdout) for text in group["examples"]]
+    assert any("karaoke" in text for text in examples), examples
