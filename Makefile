@@ -44,10 +44,17 @@ screenshots: model
 # channel, so nothing is downloaded at run time.
 WIDGET_STAMP := widget/node_modules/.installed-$(shell sha1sum widget/package-lock.json 2>/dev/null | cut -c1-12)
 
-setup: $(STAMP) system-deps $(WIDGET_STAMP)
+# The console's npm packages (Chart.js for the team lead's dashboard), the same way.
+CONSOLE_STAMP := handoff/console/node_modules/.installed-$(shell sha1sum handoff/console/package-lock.json 2>/dev/null | cut -c1-12)
+
+setup: $(STAMP) system-deps $(WIDGET_STAMP) $(CONSOLE_STAMP)
 
 $(WIDGET_STAMP): widget/package-lock.json | system-deps
 	cd widget && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(CONSOLE_STAMP): handoff/console/package-lock.json | system-deps
+	cd handoff/console && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 

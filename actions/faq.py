@@ -8,6 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.csat import rating_turn
 from actions.escalation import LANGUAGE_SLOT, customer_language, decide, escalate, message_vector
 from actions.guide import ask_again, start_guide, typed_answer, with_resume_button
 from bot.frustration import Turn
@@ -42,6 +43,8 @@ class ActionAnswerFaq(Action):
         else:
             match = matcher.match(message.get("text") or "", vector=message_vector(tracker))
             reply = reply_for(match, matcher.kb, language)
+        if not picked and (rated := rating_turn(tracker, can_answer=match.decision == ANSWER)) is not None:
+            return rated  # "4" after the rating question, or the comment after the rating
         matched = matcher.kb.get(match.id) if match.id else None
         sensitive = bool(matched and matched.handoff and match.decision == ANSWER)
         decision = decide(tracker, matcher.kb, Turn("", match.decision, match.id, sensitive))

@@ -12,20 +12,23 @@ from rasa_sdk.events import ActionExecuted, ConversationPaused, FollowupAction, 
 from rasa_sdk.executor import CollectingDispatcher
 from redis.asyncio import Redis
 
-from actions.escalation import LANGUAGE_SLOT, REASON_SLOT, SCORES_SLOT, customer_language, decide
+from actions.escalation import REASON_SLOT, SCORES_SLOT, customer_language, decide
 from actions.faq import STORE
 from bot.business_hours import load_business_hours
 from bot.conversation import card_fields
 from bot.kb import guides
-from bot.kb.reply import human_button
+from bot.kb.model import Entry, KnowledgeBase
 from bot.messages import say, when
 from bot.settings import load_settings
+from bot.teams import load_teams, topic_of
 from handoff import keys
 from handoff.agents import Agents
-from handoff.queue import ASSIGNED, CLOSED, WAITING, Card, Queue, estimate_wait_minutes
+from handoff.queue import ASSIGNED, WAITING, Card, Queue, estimate_wait_minutes
 
 _settings = load_settings()
 HOURS = load_business_hours(_settings.business_hours_file)
+TEAMS = load_teams(_settings.teams_file)
+HANDOFF_SLOT = "handoff"
 _redis: Redis | None = None
 
 
@@ -36,6 +39,17 @@ def redis() -> Redis:
         address = _settings.redis
         _redis = address.client()
     return _redis
+
+
+def about(kb: KnowledgeBase, guide_state: Any, matches: list[dict[str, Any]]) -> Entry | None:
+    """The entry the conversation was about: the guide under way, else the latest entry the
+    bot answered or offered."""
+    if isinstance(guide_state, dict) and kb.get(str(guide_state.get("id") or "")):
+        return kb.get(guide_state["id"])
+    for match in reversed(matches):
+        if match.get("decision") in ("answer", "suggest") and match.get("id") and kb.get(match["id"]):
+            return kb.get(match["id"])
+    return None
 
 
 def waiting_message(position: int | None, wait: int | None, back: str | None = None, language: str = "en") -> str:
@@ -58,6 +72,9 @@ class ActionHandoff(Action):
         fields["scores"] = tracker.get_slot(SCORES_SLOT) or fields["scores"]
         fields["language"] = customer_language(tracker)
         fields["guide"] = guides.card(STORE.kb, tracker.get_slot(guides.SLOT))
+        entry = about(STORE.kb, tracker.get_slot(guides.SLOT), fields["kb_matches"])
+        fields["topic"] = topic_of(entry.source) if entry else None
+        fields["team"] = TEAMS.team_for(fields["topic"], fields["reason"])
         metadata = (tracker.latest_message or {}).get("metadata") or {}
         card = Card(
             conversation_id=tracker.sender_id,
@@ -83,39 +100,13 @@ class ActionHandoff(Action):
         # Paused, Rasa stops predicting before it would log action_listen; log it here so
         # the customer's next message is a new turn when the bot takes over again.
         return [
+            SlotSet(HANDOFF_SLOT, {"reason": card.reason, "team": card.team, "topic": card.topic}),
             SlotSet(REASON_SLOT, None),
             SlotSet(SCORES_SLOT, None),
             SlotSet(guides.SLOT, None),  # the person takes it from here; the card keeps the steps
             ConversationPaused(),
             ActionExecuted("action_listen"),
         ]
-
-
-class ActionStoreCsat(Action):
-    """Keeps the customer's 1-5 rating of a closed chat, once, with the agent who handled it."""
-
-    def name(self) -> str:
-        return "action_store_csat"
-
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict]:
-        raw = next(tracker.get_latest_entity_values("csat_score"), None)
-        try:
-            score = int(raw)
-        except (TypeError, ValueError):
-            score = 0
-        chat = keys.chat(tracker.sender_id)
-        state, agent = await redis().hmget(chat, "state", "agent")
-        language = tracker.get_slot(LANGUAGE_SLOT)
-        if _text(state) != CLOSED or not 1 <= score <= 5:
-            dispatcher.utter_message(text=say("not_understood", language), buttons=[human_button(language)])
-            return []
-        if await redis().hsetnx(chat, "csat", score):  # one rating per closed chat
-            await redis().xadd(
-                keys.CSAT,
-                {"conversation_id": tracker.sender_id, "score": score, "agent": _text(agent), "ts": time.time()},
-            )
-        dispatcher.utter_message(text=say("csat_thanks", language))
-        return []
 
 
 async def still_with_a_person(conversation_id: str) -> bool:

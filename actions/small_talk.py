@@ -9,6 +9,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.csat import rating_turn
 from actions.escalation import LANGUAGE_SLOT, customer_language, decide, escalate, message_vector
 from actions.faq import STORE
 from actions.guide import ask_again, typed_answer, with_resume_button
@@ -45,6 +46,8 @@ class ActionSmallTalk(Action):
         return "action_small_talk"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict]:
+        if (rated := rating_turn(tracker)) is not None:
+            return rated  # "5" or "thanks, great help" after the rating question
         language = customer_language(tracker)
         answered = typed_answer(dispatcher, tracker, language)  # "yes", "нет" to a guide's check
         if answered is not None:

@@ -225,12 +225,27 @@ TEXTS: dict[str, dict[str, str]] = {
         "natanggap ninyo, mula 1 (hindi maganda) hanggang 5 (napakahusay)?",
     },
     "csat_thanks": {
-        "en": "Thank you for your feedback! If you need anything else, just write here.",
-        "ru": "Спасибо за отзыв! Если понадобится что-то ещё, просто напишите здесь.",
-        "ka": "გმადლობთ შეფასებისთვის! თუ კიდევ რამე დაგჭირდებათ, უბრალოდ მოგვწერეთ აქ.",
-        "sr": "Hvala na oceni! Ako vam bude trebalo još nešto, samo nam pišite ovde.",
-        "lv": "Paldies par atsauksmi! Ja jums vēl kas būs vajadzīgs, vienkārši rakstiet šeit.",
-        "tl": "Salamat po sa inyong feedback! Kung may kailangan pa po kayo, mag-message lang po kayo rito.",
+        "en": "Thank you for your feedback! If you would like to tell us more, write it in your next message. And if "
+        "you need anything else, just write here.",
+        "ru": "Спасибо за оценку! Если хотите что-то добавить, напишите это следующим сообщением. А если "
+        "понадобится что-то ещё, просто напишите здесь.",
+        "ka": "გმადლობთ შეფასებისთვის! თუ რამის დამატება გსურთ, დაწერეთ შემდეგ შეტყობინებაში. თუ კიდევ რამე "
+        "დაგჭირდებათ, უბრალოდ მოგვწერეთ აქ.",
+        "sr": "Hvala na oceni! Ako želite nešto da dodate, napišite to u sledećoj poruci. A ako vam bude trebalo još "
+        "nešto, samo nam pišite ovde.",
+        "lv": "Paldies par vērtējumu! Ja vēlaties ko piebilst, uzrakstiet to nākamajā ziņā. Ja jums vēl kas būs "
+        "vajadzīgs, vienkārši rakstiet šeit.",
+        "tl": "Salamat po sa inyong rating! Kung may gusto pa po kayong idagdag, isulat lang po sa susunod na "
+        "mensahe. Kung may kailangan pa po kayo, mag-message lang po kayo rito.",
+    },
+    "csat_comment_thanks": {
+        "en": "Thank you, we will pass it on to the team. If you need anything else, just write here.",
+        "ru": "Спасибо, мы передадим это команде. Если понадобится что-то ещё, просто напишите здесь.",
+        "ka": "გმადლობთ, გადავცემთ გუნდს. თუ კიდევ რამე დაგჭირდებათ, უბრალოდ მოგვწერეთ აქ.",
+        "sr": "Hvala, prenećemo to timu. Ako vam bude trebalo još nešto, samo nam pišite ovde.",
+        "lv": "Paldies, mēs to nodosim komandai. Ja jums vēl kas būs vajadzīgs, vienkārši rakstiet šeit.",
+        "tl": "Salamat po, ipaparating namin ito sa team. Kung may kailangan pa po kayo, mag-message lang po kayo "
+        "rito.",
     },
     "guide_back": {
         "en": "Let's pick up where we left off.",

@@ -98,6 +98,7 @@ Brightline assistant is running.
   Agent console     {settings.handoff_url}/
                     first agent: .venv/bin/python -m handoff.agents add alice
   Editors' page     {settings.handoff_url}/editor   (accounts added with --roles editor)
+  Team dashboard    {settings.handoff_url}/dashboard   (accounts added with --roles lead)
   Redis             redis://{redis.host}:{redis.port}/{redis.db}  (data: {where}{password})
   Logs              {settings.var_dir / "log"}
 

@@ -132,6 +132,9 @@ class Settings:
     channels: dict[str, str] | None = None
     business_hours_file: str = str(ROOT / "data" / "console" / "business_hours.yml")
     retention_days: float = 0.0  # RETENTION_DAYS: delete conversations idle this long; 0 keeps them
+    teams_file: Path = ROOT / "data" / "console" / "teams.yml"
+    # KPI_RETENTION_DAYS: how long the team lead's figures keep their facts (no message text in them).
+    kpi_retention_days: float = 400.0
     # What every channel enforces before NLU (bot/channels/guard.py).
     max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
     rate_limit_sender: Limit = DEFAULT_SENDER_LIMIT
@@ -294,6 +297,8 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: Path | None = 
         channels={name: merged.get(name) or default for name, default in CHANNEL_VARIABLES.items()},
         business_hours_file=merged.get("BUSINESS_HOURS_FILE") or str(ROOT / "data" / "console" / "business_hours.yml"),
         retention_days=_non_negative(merged, "RETENTION_DAYS", 0.0),
+        teams_file=Path(merged.get("TEAMS_FILE") or ROOT / "data" / "console" / "teams.yml"),
+        kpi_retention_days=_non_negative(merged, "KPI_RETENTION_DAYS", 400.0),
         action_host=merged.get("ACTION_HOST") or "127.0.0.1",
         action_token=merged.get("ACTION_TOKEN") or None,
         redis_password=redis_password,

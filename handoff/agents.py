@@ -42,7 +42,7 @@ STATUSES = ("online", "away", "offline")
 # What an account may do in the console: answer chats (agent), look after the knowledge base
 # (editor). One person can hold both; an account without roles saved is an agent (as every
 # account was before roles existed).
-ROLES = ("agent", "editor")
+ROLES = ("agent", "editor", "lead")
 DEFAULT_ROLES = ("agent",)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 MIN_PASSWORD = 8

@@ -30,6 +30,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -40,13 +41,16 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bot.business_hours import BusinessHours, load_business_hours
+from bot.csat import CSAT_SLOT
 from bot.messages import csat_buttons, say
 from bot.settings import Settings
 from bot.transcript import transcript, turn_from_event
-from handoff import editor, keys
+from handoff import dashboard, editor, keys
 from handoff.agents import SESSION_TTL, AgentError, Agents, LoginBusy, LoginGuard
 from handoff.events import EventConsumer, stop_task
 from handoff.hub import Hub
+from handoff.kpi_log import record_event, trim_loop
 from handoff.privacy import retention_loop
 from handoff.queue import ASSIGNED, BOT, CLOSED, WAITING, Chat, Queue, estimate_wait_minutes
 from handoff.rasa_api import RasaApi, RasaError
@@ -62,6 +66,7 @@ STEP_MARKER_SECONDS = 60  # a retry marker outlives one Rasa call (its timeout i
 REDIS_TIMEOUT = 5.0  # seconds for one Redis command (XREADGROUP blocks 1 s of it)
 RETENTION_INTERVAL_S = 3600.0  # how often conversations idle past RETENTION_DAYS are deleted
 WS_SESSION_ENDED = 4401  # close code: the console goes to the login page
+ROLE_PAGES = ("/", "/editor", "/dashboard")  # each role's own page, in the order one is picked
 PUBLIC_PATHS = ("/login", "/health", "/static/login.html", "/static/console.css", "/static/console.js")
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 # Control characters other than tab and newline, and lone surrogates (the tracker store
@@ -78,8 +83,10 @@ class Services:
     hub: Hub
     rasa: RasaApi
     logins: LoginGuard
+    hours: BusinessHours
     consumer: EventConsumer | None = None
     consumer_task: asyncio.Task | None = None
+    kpi_consumer: EventConsumer | None = None
     # Every open console socket and the session token it was opened with.
     sockets: dict[web.WebSocketResponse, str] = field(default_factory=dict)
 
@@ -161,10 +168,11 @@ async def auth_middleware(request: web.Request, handler):
     request[AGENT] = agent
     needed = required_role(request.path)
     if needed is not None and needed not in await request.app[SERVICES].agents.roles(agent):
-        pages = {"/": "/editor", "/editor": "/"}  # each role's page, and the other one
-        other = pages.get(request.path)
-        if other is not None and required_role(other) in await request.app[SERVICES].agents.roles(agent):
-            raise web.HTTPFound(other)  # an editor who opens the console lands on their page
+        if request.path in ROLE_PAGES:  # an editor who opens the console lands on their own page
+            roles = await request.app[SERVICES].agents.roles(agent)
+            other = next((page for page in ROLE_PAGES if required_role(page) in roles), None)
+            if other is not None:
+                raise web.HTTPFound(other)
         if request.path.startswith("/api/") or request.path == "/ws":
             return web.json_response({"error": f"this needs the {needed} role"}, status=403)
         return web.Response(text=f"Your account does not have the {needed} role.", status=403)
@@ -175,6 +183,10 @@ def required_role(path: str) -> str | None:
     """The role a path needs (``None``: any signed-in account, e.g. ``/api/me``)."""
     if path == "/editor" or path.startswith("/api/editor/") or path.startswith("/static/editor"):
         return "editor"
+    if path in ("/dashboard", "/api/kpis", "/api/kpis.csv", "/api/live", "/vendor/chart.js") or path.startswith(
+        "/static/dashboard"
+    ):
+        return "lead"
     if path in ("/", "/ws", "/api/queue", "/api/canned", "/api/me/status") or path.startswith("/api/chats/"):
         return "agent"
     return None
@@ -494,7 +506,13 @@ async def _end(request: web.Request, state: str) -> web.Response:
         ending = _s(await services.redis.hget(keys.chat(conversation_id), "ending") or b"")
         if ending != state or not _bot_resumed(await services.rasa.tracker(conversation_id)):
             await services.redis.hset(keys.chat(conversation_id), "ending", state)
-            await services.rasa.resume_with(conversation_id, text, buttons)
+            await services.rasa.resume_with(
+                conversation_id,
+                text,
+                buttons,
+                ended={"handoff_end": state, "agent": agent},
+                slots={CSAT_SLOT: {"asked": time.time()}} if state == CLOSED else None,
+            )
         await services.queue.release(conversation_id, state)
     except RasaError as exc:
         return web.json_response({"error": f"Rasa did not take it back: {exc}"}, status=502)
@@ -569,8 +587,10 @@ async def broadcast_queue(app: web.Application) -> None:
 
 
 async def update_positions(app: web.Application) -> None:
-    """Tell every waiting customer whose place in the queue changed where they stand now."""
+    """Tell every waiting customer who moved up in the queue where they stand now."""
     services = app[SERVICES]
+    if not services.hours.is_open(datetime.now(timezone.utc)):
+        return  # nobody will take a chat before the team is back: the customer was told when
     agents_online, free_slots = await services.agents.availability()
     for position, chat in enumerate(await services.queue.waiting(), start=1):
         if not await services.queue.remember_position_told(chat.conversation_id, position):
@@ -680,6 +700,7 @@ def create_app(settings: Settings, public_url: str | None = None) -> web.Applica
             hub=Hub(),
             rasa=RasaApi(session, rasa_api_url(settings), settings.rasa_token or ""),
             logins=LoginGuard(redis),
+            hours=load_business_hours(settings.business_hours_file),
         )
         app[SERVICES] = services
 
@@ -688,11 +709,19 @@ def create_app(settings: Settings, public_url: str | None = None) -> web.Applica
 
         services.consumer = EventConsumer(redis, consumer_name(settings), handle)
         services.consumer_task = asyncio.create_task(services.consumer.run())
+
+        async def record(fields: dict[str, str]) -> None:
+            await record_event(redis, fields)
+
+        # The team lead's figures: every event of every conversation, in a group of its own.
+        services.kpi_consumer = EventConsumer(redis, consumer_name(settings), record, group=keys.KPI_GROUP)
+        kpi_task = asyncio.create_task(services.kpi_consumer.run())
+        kpi_trim = asyncio.create_task(trim_loop(redis, settings.kpi_retention_days))
         sweeper = asyncio.create_task(end_revoked_sockets(app))
         # RETENTION_DAYS: conversations idle longer are deleted about hourly (0: kept).
         retention = asyncio.create_task(retention_loop(redis, settings.retention_days, RETENTION_INTERVAL_S))
         yield
-        for task in (services.consumer_task, sweeper, retention):
+        for task in (services.consumer_task, kpi_task, kpi_trim, sweeper, retention):
             await stop_task(task)
         await services.hub.close_all()
         await session.close()
@@ -716,6 +745,7 @@ def create_app(settings: Settings, public_url: str | None = None) -> web.Applica
     app.router.add_get("/api/canned", canned)
     app.router.add_get("/ws", websocket)
     editor.add_routes(app)
+    dashboard.add_routes(app)
     app.router.add_static("/static/", STATIC)
     return app
 

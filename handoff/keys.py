@@ -17,6 +17,8 @@
 ``ratelimit:login:*``          login rate-limit buckets (bot/ratelimit.py)
 ``handoff:csat``               stream of CSAT answers: conversation_id, score, agent, ts
 ``handoff:unread:{name}``      hash: conversation id -> unread customer messages
+``kpi:facts``                  stream of the facts the team lead's figures come from (handoff/kpis.py):
+                               no message text; trimmed after ``KPI_RETENTION_DAYS``
 ``handoff:retention:lease``    string with a TTL: the replica running the retention purge
                                (handoff/privacy.py retention_loop)
 """
@@ -31,6 +33,8 @@ CSAT = "handoff:csat"
 EVENT_STREAM = DEFAULT_STREAM
 EVENT_GROUP = "handoff"
 RETENTION_LEASE = "handoff:retention:lease"
+KPI_FACTS = "kpi:facts"
+KPI_GROUP = "kpis"  # the event stream's second consumer group: every event, batched
 
 
 def chat(conversation_id: str) -> str:

@@ -82,6 +82,7 @@ KINDS = (
     "agent_chats",
     "unread",
     "csat",
+    "kpi_facts",
     "channel_seen",
     "rate_limit",
 )
@@ -188,8 +189,15 @@ class Deletion:
 # --- finding --------------------------------------------------------------------------------
 
 
-async def locate(redis: Redis, conversation_ids: Iterable[str], *, with_lock: bool = True) -> dict[str, Found]:
-    """Everything stored about each conversation; one pass over each stream for all ids."""
+async def locate(
+    redis: Redis, conversation_ids: Iterable[str], *, with_lock: bool = True, with_figures: bool = True
+) -> dict[str, Found]:
+    """Everything stored about each conversation; one pass over each stream for all ids.
+
+    ``with_figures``: also the team lead's facts about it (``kpi:facts``: no message text but
+    the conversation id, and a rating's comment). An erasure request removes them; the
+    retention purge leaves them to their own retention (``KPI_RETENTION_DAYS``), so a month's
+    figures do not lose the conversations deleted in that month."""
     found = {cid: Found(cid) for cid in dict.fromkeys(conversation_ids)}
     if not found:
         return found
@@ -237,7 +245,20 @@ async def locate(redis: Redis, conversation_ids: Iterable[str], *, with_lock: bo
     async for entry_id, fields in stream_entries(redis, keys.CSAT):
         if (cid := _s(fields.get(b"conversation_id", fields.get("conversation_id", "")))) in ids:
             found[cid].items["csat"].append(entry_id)
+    if with_figures:
+        async for entry_id, fields in stream_entries(redis, keys.KPI_FACTS):
+            if (cid := fact_conversation(fields)) in ids:
+                found[cid].items["kpi_facts"].append(entry_id)
     return found
+
+
+def fact_conversation(fields: dict) -> str | None:
+    """The conversation of a ``kpi:facts`` entry (handoff/kpi_log.py)."""
+    try:
+        fact = json.loads(_s(fields.get(b"f", fields.get("f", b"{}"))))
+    except (TypeError, ValueError):
+        return None
+    return fact.get("c") if isinstance(fact, dict) else None
 
 
 async def _seen_owner_in(redis: Redis, key: str, ids: set[str]) -> str | None:
@@ -274,10 +295,10 @@ async def stream_entries(redis: Redis, stream: str) -> AsyncIterator[tuple[str, 
             yield _s(entry_id), fields
         if len(entries) < BATCH:
             return
-        start = _after(_s(entries[-1][0]))
+        start = next_id(_s(entries[-1][0]))
 
 
-def _after(entry_id: str) -> str:
+def next_id(entry_id: str) -> str:
     """The smallest id after ``entry_id`` (``(id`` needs Redis 6.2; this works on 6.0)."""
     millis, _, seq = entry_id.partition("-")
     return f"{millis}-{int(seq or 0) + 1}"
@@ -309,7 +330,7 @@ async def export_conversation(redis: Redis, conversation_id: str) -> dict[str, A
         kind = "channel_seen" if key.startswith(SEEN_PREFIX) else "rate_limit"
         value, ttl = await redis.get(key), await redis.ttl(key)
         items[kind].append({"key": key, "value": None if value is None else _s(value), "ttl_s": ttl})
-    for kind, stream in (("events", keys.EVENT_STREAM), ("csat", keys.CSAT)):
+    for kind, stream in (("events", keys.EVENT_STREAM), ("csat", keys.CSAT), ("kpi_facts", keys.KPI_FACTS)):
         for chunk in _chunks(found.items[kind], BATCH):
             pipe = redis.pipeline(transaction=False)
             for entry_id in chunk:
@@ -351,6 +372,7 @@ async def delete_conversations(
     redis: Redis,
     conversation_ids: Iterable[str],
     still: Callable[[str], Awaitable[bool]] | None = None,
+    with_figures: bool = True,
 ) -> Deletion:
     """Delete everything stored about the conversations.
 
@@ -376,7 +398,7 @@ async def delete_conversations(
                     chosen.append(cid)
                     if had_lock:  # stale, or of a message we waited for: gone when we release
                         result.counts["lock"] += 1
-            found = await locate(redis, chosen, with_lock=False)
+            found = await locate(redis, chosen, with_lock=False, with_figures=with_figures)
             await _remove(redis, found.values())
             for item in found.values():
                 result.add(item)
@@ -405,7 +427,7 @@ async def _remove(redis: Redis, found: Iterable[Found]) -> None:
         for key in item.items["unread"]:
             pipe.hdel(key, item.conversation_id)
     await pipe.execute()
-    for kind, stream in (("events", keys.EVENT_STREAM), ("csat", keys.CSAT)):
+    for kind, stream in (("events", keys.EVENT_STREAM), ("csat", keys.CSAT), ("kpi_facts", keys.KPI_FACTS)):
         for chunk in _chunks([entry for item in found for entry in item.items[kind]], BATCH):
             await redis.xdel(stream, *chunk)
 
@@ -457,7 +479,7 @@ async def purge(
         return await is_idle(redis, cid, cutoff)
 
     async def flush(batch: list[str]) -> None:
-        done = await delete_conversations(redis, batch, still=still_idle)
+        done = await delete_conversations(redis, batch, still=still_idle, with_figures=False)
         total.conversations += done.conversations
         total.skipped += done.skipped
         for kind, count in done.counts.items():

@@ -109,6 +109,9 @@ class Card:
     kb_matches: list[dict[str, Any]] = field(default_factory=list)
     # The troubleshooting guide the customer followed: title and each step with the answer.
     guide: dict[str, Any] | None = None
+    # What the conversation was about (the entry's knowledge-base file) and the team it goes to.
+    topic: str | None = None
+    team: str | None = None
     vip: bool = False
     created_at: float = field(default_factory=time.time)
 
@@ -183,6 +186,7 @@ class Queue:
         self._claim = redis.register_script(_CLAIM)
         self._release = redis.register_script(_RELEASE)
         self._return_all = redis.register_script(_RETURN_ALL)
+        self._position = redis.register_script(_POSITION)
 
     async def enqueue(self, card: Card) -> bool:
         """Queue a conversation; ``False`` if it is already waiting or with an agent."""
@@ -250,12 +254,21 @@ class Queue:
         return [chat for chat in [await self.get(i) for i in ids] if chat]
 
     async def remember_position_told(self, conversation_id: str, position: int) -> bool:
-        """Record the position the customer was last told; ``True`` if it changed."""
-        previous = await self.redis.hget(keys.chat(conversation_id), "position_told")
-        if previous is not None and int(_text(previous)) == position:
-            return False
-        await self.redis.hset(keys.chat(conversation_id), "position_told", position)
-        return True
+        """Record ``position`` as told if it is ahead of every place the customer was told
+        before; ``True`` if so (then tell them). A customer's place only ever moves up: when
+        a more urgent chat arrives in front of them, they are not told they fell back."""
+        return bool(int(await self._position(keys=[keys.chat(conversation_id)], args=[position])))
+
+
+# KEYS[1] the chat; ARGV[1] its place now. Atomic, so two replicas announcing at once tell
+# the customer once.
+_POSITION = """
+local told = tonumber(redis.call('HGET', KEYS[1], 'position_told'))
+local now = tonumber(ARGV[1])
+if told ~= nil and now >= told then return 0 end
+redis.call('HSET', KEYS[1], 'position_told', now)
+return 1
+"""
 
 
 def _text(value: Any) -> str:

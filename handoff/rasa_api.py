@@ -68,23 +68,32 @@ class RasaApi:
         events = (await self.tracker(conversation_id)).get("events") or []
         return any(e.get("event") == "bot" and (e.get("metadata") or {}).get("reply_id") == reply_id for e in events)
 
-    async def resume_with(self, conversation_id: str, text: str, buttons: list[dict] | None = None) -> None:
+    async def resume_with(
+        self,
+        conversation_id: str,
+        text: str,
+        buttons: list[dict] | None = None,
+        ended: dict[str, Any] | None = None,
+        slots: dict[str, Any] | None = None,
+    ) -> None:
         """Resume the bot with its first message, then listen.
 
         One append: the bot's words reach the customer's channel, and ``action_listen``
-        makes the customer's next message a new turn for the bot's rules.
+        makes the customer's next message a new turn for the bot's rules. ``ended`` goes on
+        the resume event (how the handoff ended and who ended it, for the team lead's
+        figures); ``slots`` are set with it (``csat``: a rating was asked for).
         """
         now = time.time()
         message: dict[str, Any] = {"event": "bot", "text": text, "timestamp": now}
         if buttons:
             message["data"] = {"buttons": buttons}
+        resume: dict[str, Any] = {"event": "resume", "timestamp": now}
+        if ended:
+            resume["metadata"] = ended
+        slot_events = [{"event": "slot", "name": k, "value": v, "timestamp": now} for k, v in (slots or {}).items()]
         await self.append(
             conversation_id,
-            [
-                {"event": "resume", "timestamp": now},
-                message,
-                {"event": "action", "name": "action_listen", "timestamp": now},
-            ],
+            [resume, *slot_events, message, {"event": "action", "name": "action_listen", "timestamp": now}],
         )
 
     async def tracker(self, conversation_id: str) -> dict:

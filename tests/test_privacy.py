@@ -91,8 +91,8 @@ def test_rate_limit_keys_include_the_one_the_channel_guard_writes() -> None:
 
 
 def test_stream_paging_starts_right_after_the_last_entry() -> None:
-    assert privacy._after("1700000000000-0") == "1700000000000-1"
-    assert privacy._after("5-41") == "5-42"
+    assert privacy.next_id("1700000000000-0") == "1700000000000-1"
+    assert privacy.next_id("5-41") == "5-42"
 
 
 def test_retention_days_setting() -> None:

@@ -88,3 +88,53 @@ def test_agent_logs_in_takes_a_chat_and_replies_in_the_browser(stack: Stack, tmp
 
     asyncio.run(asyncio.wait_for(scenario(), 240))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_agent_works_a_chat_on_a_phone(stack: Stack) -> None:
+    """375 x 667: the lists first, then the chat alone with its reply box and Send on screen,
+    and back to the lists; nothing wider than the screen."""
+    stack.add_agent("pia", PASSWORD)
+    sender = new_webchat_id()
+
+    async def no_overflow(page) -> None:
+        overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the console is {overflow}px wider than the phone"
+
+    async def scenario() -> None:
+        async with Customer(stack.settings.rasa_url, sender) as customer, async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+            page = await browser.new_page(viewport={"width": 375, "height": 667}, is_mobile=True, has_touch=True)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await page.goto(f"{stack.console_url}/login")
+            await page.get_by_test_id("login-name").fill("pia")
+            await page.get_by_test_id("login-password").fill(PASSWORD)
+            await page.get_by_test_id("login-submit").click()
+            await page.wait_for_url(f"{stack.console_url}/")
+            await no_overflow(page)
+
+            await customer.say("I want to speak to a human, please")
+            await customer.expect_text("support team")
+            item = page.locator(f'[data-testid="queue-item"][data-conversation-id="{sender}"]')
+            await item.wait_for(timeout=20_000)
+            await item.get_by_test_id("take-button").click()
+            await customer.expect_text("this is pia")
+            send = page.get_by_test_id("reply-send")
+            await send.wait_for(timeout=20_000)
+            assert not await page.get_by_test_id("queue-waiting").is_visible()  # the chat has the screen
+            for part in (page.get_by_test_id("reply-input"), send):
+                box = await part.bounding_box()
+                assert box and box["x"] >= 0 and box["x"] + box["width"] <= 375, box
+                assert box["y"] >= 0 and box["y"] + box["height"] <= 667, box
+            await no_overflow(page)
+            await page.get_by_test_id("reply-input").fill("Hi, Pia here, from my phone.")
+            await send.click()
+            await customer.expect_text("from my phone")
+            await page.get_by_test_id("back-to-list").click()
+            await page.get_by_test_id("my-chats").wait_for()
+            assert await page.get_by_test_id("my-chats").is_visible()
+            await no_overflow(page)
+            assert errors == []
+            await browser.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 240))

@@ -281,6 +281,8 @@ def test_delete_frees_the_agents_slot_and_keeps_neighbouring_ids(redis_port: int
             await ledger.done(cid, f"m-{cid}")
             await limiter.hit(cid)
             await redis.xadd(keys.CSAT, {"conversation_id": cid, "score": 5, "agent": "ann", "ts": time.time()})
+            fact = {"c": cid, "t": time.time(), "k": "c", "s": 5, "cm": f"comment of {cid}"}  # a rating's comment
+            await redis.xadd(keys.KPI_FACTS, {"f": json.dumps(fact)})
         for cid in (mine, longer):
             await queue.enqueue(Card(cid, "asked_for_human"))
             assert (await queue.claim(cid, "ann")).ok
@@ -297,6 +299,7 @@ def test_delete_frees_the_agents_slot_and_keeps_neighbouring_ids(redis_port: int
             "agent_chats": 1,
             "unread": 1,
             "csat": 1,
+            "kpi_facts": 1,
             "channel_seen": 1,
             "rate_limit": 1,
         }
@@ -308,6 +311,9 @@ def test_delete_frees_the_agents_slot_and_keeps_neighbouring_ids(redis_port: int
         for cid in (longer, other):
             kept = (await privacy.locate(redis, [cid]))[cid].counts()
             assert kept["tracker"] == 1 and kept["events"] == 5 and kept["channel_seen"] == 1 and kept["csat"] == 1
+            assert kept["kpi_facts"] == 1
+        facts = [f[b"f"].decode() for _, f in await redis.xrange(keys.KPI_FACTS)]
+        assert not [f for f in facts if 'comment of rest:alice"' in f]  # the erased one's comment is gone
         assert [c.conversation_id for c in await queue.waiting()] == [other]
 
     run(redis_port, body)
@@ -339,6 +345,7 @@ def test_purge_goes_by_the_last_event_and_spares_chats_with_a_person(redis_port:
     async def body(redis: Redis) -> None:
         queue = Queue(redis)
         await save_tracker(redis_port, "rest:old", old)
+        await redis.xadd(keys.KPI_FACTS, {"f": json.dumps({"c": "rest:old", "t": old, "k": "u", "ch": "rest"})})
         await save_tracker(redis_port, "rest:new", now - 1 * DAY)
         await save_tracker(redis_port, "rest:assigned", old)
         await queue.enqueue(Card("rest:assigned", "asked_for_human", created_at=old))
@@ -353,6 +360,8 @@ def test_purge_goes_by_the_last_event_and_spares_chats_with_a_person(redis_port:
         assert sorted([c async for c in privacy.idle_conversations(redis, 7, now)]) == ["rest:old", "rest:orphan"]
         assert await privacy.purge_idle(redis, 7, now) == 2
         assert not await redis.exists(privacy.tracker_key("rest:old"), keys.chat("rest:orphan"))
+        # The team lead's figures keep it: a month's figures must not lose the month's chats.
+        assert (await privacy.locate(redis, ["rest:old"]))["rest:old"].counts()["kpi_facts"] == 1
         assert await redis.exists(privacy.tracker_key("rest:new"), privacy.tracker_key("rest:later")) == 2
         assert await redis.exists(privacy.tracker_key("rest:assigned"), keys.chat("rest:fresh-orphan")) == 2
         assert await privacy.purge_idle(redis, 7, now) == 0

@@ -91,3 +91,61 @@ def test_agent_passwords_are_hashed_and_checked(redis_port: int) -> None:
         assert await agents.availability() == (1, 3)
 
     run_with_queue(redis_port, body)
+
+
+def test_a_customer_is_told_only_when_their_place_moves_up(redis_port: int) -> None:
+    """2, then 3 (someone more urgent came in front) is not announced; 2 again is not news;
+    1 is. Two replicas announcing at the same moment tell the customer once."""
+
+    async def body(queue: Queue, agents: Agents, redis: Redis) -> None:
+        await queue.enqueue(Card("c", "asked_for_human"))
+        assert await queue.remember_position_told("c", 2)
+        assert not await queue.remember_position_told("c", 3)
+        assert not await queue.remember_position_told("c", 2)
+        results = await asyncio.gather(*(queue.remember_position_told("c", 1) for _ in range(5)))
+        assert sorted(results) == [False] * 4 + [True]
+
+    run_with_queue(redis_port, body)
+
+
+@pytest.mark.parametrize("open_now", [True, False])
+def test_no_queue_updates_while_the_team_is_away(redis_port: int, tmp_path, open_now: bool) -> None:
+    """Out of hours the customer was told when the team is back; "you are now number 3"
+    every time the queue changes overnight would only say nobody is coming."""
+    import aiohttp
+    from aiohttp import web
+
+    from bot.business_hours import load_business_hours
+    from bot.settings import load_settings
+    from handoff.agents import LoginGuard
+    from handoff.app import SERVICES, Services, update_positions
+    from handoff.hub import Hub
+    from handoff.rasa_api import RasaApi
+
+    hours = tmp_path / "hours.yml"
+    day = "00:00-24:00" if open_now else "closed"
+    week = "\n".join(f"  {d}: '{day}'" for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
+    hours.write_text(f"timezone: Europe/Berlin\nhours:\n{week}\n", encoding="utf-8")
+
+    async def body(queue: Queue, agents: Agents, redis: Redis) -> None:
+        await queue.enqueue(Card("first", "asked_for_human", created_at=time.time() - 10))
+        await queue.enqueue(Card("second", "asked_for_human"))
+        assert await queue.remember_position_told("second", 2)
+        await redis.hset(keys.chat("first"), "state", ASSIGNED)  # an agent took the first
+        async with aiohttp.ClientSession() as session:
+            app = web.Application()
+            app[SERVICES] = Services(
+                settings=load_settings(),
+                redis=redis,
+                queue=queue,
+                agents=agents,
+                hub=Hub(),
+                rasa=RasaApi(session, "http://127.0.0.1:9", "token"),  # nothing listens: not sent
+                logins=LoginGuard(redis),
+                hours=load_business_hours(hours),
+            )
+            await update_positions(app)
+        told = int(await redis.hget(keys.chat("second"), "position_told"))
+        assert told == (1 if open_now else 2)
+
+    run_with_queue(redis_port, body)

@@ -345,3 +345,55 @@ def test_a_troubleshooting_guide_is_tapped_through_to_resolution(stack: Stack, t
             await page.screenshot(path=str(shot))
 
     run(scenario)
+
+
+def test_no_typing_dots_while_a_person_has_the_chat(stack: Stack) -> None:
+    """The bot is paused while an agent has the chat: a customer's message gets no bot
+    reply, so the dots go away once the message is taken, not after 15 s."""
+    stack.add_agent("tomas", AGENT_PASSWORD)
+
+    async def scenario() -> None:
+        async with Agent(stack.console_url, "tomas", AGENT_PASSWORD) as tomas, widget_browser() as browser:
+            page = browser.page
+            sender = await open_widget(page, stack)
+            await ask(page, "I want to talk to a person")
+            await messages(page, "bot", "support team").wait_for(timeout=WAIT_MS)
+            assert (await tomas.post(f"/api/chats/{sender}/claim"))[0] == 200
+            await page.locator('[data-testid="blw-message"]').filter(has_text="this is tomas").wait_for(timeout=WAIT_MS)
+            mine = await ask(page, "my order number is BL-7781")
+            await page.wait_for_function(
+                "el => el.getAttribute('data-state') === 'sent'", arg=await mine.element_handle(), timeout=WAIT_MS
+            )
+            await page.get_by_test_id("blw-typing").wait_for(state="hidden", timeout=3000)
+            assert (await tomas.post(f"/api/chats/{sender}/close"))[0] == 200
+            assert browser.errors == []
+
+    run(scenario)
+
+
+def test_the_widget_fits_a_phone_screen(stack: Stack) -> None:
+    """375 x 667 (an iPhone SE): the launcher is on screen, the open panel shows the whole
+    input and the Send button, and a question gets its answer."""
+
+    async def scenario() -> None:
+        async with widget_browser(375, 667) as browser:
+            page = browser.page
+            await page.goto(demo_url(stack))
+            launcher = page.get_by_test_id("blw-launcher")
+            await launcher.wait_for()
+            box = await launcher.bounding_box()
+            assert box and box["x"] >= 0 and box["y"] >= 0, box
+            assert box["x"] + box["width"] <= 375 and box["y"] + box["height"] <= 667, box
+            await launcher.click()
+            await page.get_by_test_id("blw-status").filter(has_text="Online").wait_for(timeout=WAIT_MS)
+            for testid in ("blw-input", "blw-send"):
+                part = await page.get_by_test_id(testid).bounding_box()
+                assert part and part["x"] >= 0 and part["x"] + part["width"] <= 375, (testid, part)
+                assert part["y"] >= 0 and part["y"] + part["height"] <= 667, (testid, part)
+            await ask(page, "how do I pay my bill")
+            await page.locator('[data-testid="blw-message"][data-role="bot"]').nth(1).wait_for(timeout=WAIT_MS)
+            overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"the demo page is {overflow}px wider than the phone"
+            assert browser.errors == []
+
+    run(scenario)

@@ -538,6 +538,9 @@
         const node = pendingNode(item.client_id);
         if (reply && reply.ok) {
           if (node) setSendState(node, 'sent');
+          // The ack comes after the bot's turn, replies included: no reply by now means the
+          // bot is not answering (a person has the chat, or the customer waits for one).
+          if (!state.outbox.length) hideTyping();
         } else if (node) {
           setSendState(node, 'failed', reply && reply.error ? String(reply.error) : '');
           hideTyping();

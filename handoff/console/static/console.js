@@ -358,6 +358,7 @@ function renderChat() {
   const open = !!(state.openId && state.chat);
   $('chat').hidden = !open;
   $('empty').hidden = open;
+  document.body.classList.toggle('chat-open', open); // on a phone: the chat instead of the lists
   if (!open) return;
   renderCard();
   renderTranscript();
@@ -613,6 +614,12 @@ function bindEvents() {
     }
   });
   $('reply-send').addEventListener('click', sendReply);
+  $('back-to-list').addEventListener('click', () => {
+    state.openId = null;
+    state.chat = null;
+    renderChat();
+    renderQueue();
+  });
   $('handback').addEventListener('click', () => chatAction('handback'));
   $('close-chat').addEventListener('click', closeChat);
   $('suggest-send').addEventListener('click', sendSuggestion);
