@@ -38,7 +38,7 @@ bench: model
 
 # Refresh the README's screenshots from the browser tests.
 screenshots: model
-	SAVE_SCREENSHOTS=1 $(PY) -m pytest -q tests/e2e/test_console_browser.py tests/e2e/test_widget.py tests/e2e/test_editor.py
+	SAVE_SCREENSHOTS=1 $(PY) -m pytest -q tests/e2e/test_console_browser.py tests/e2e/test_widget.py tests/e2e/test_editor.py tests/e2e/test_kpis.py
 
 # The widget's npm packages (socket.io-client), exactly as locked; served by Rasa's webchat
 # channel, so nothing is downloaded at run time.

@@ -100,7 +100,9 @@ class ActionHandoff(Action):
         # Paused, Rasa stops predicting before it would log action_listen; log it here so
         # the customer's next message is a new turn when the bot takes over again.
         return [
-            SlotSet(HANDOFF_SLOT, {"reason": card.reason, "team": card.team, "topic": card.topic}),
+            SlotSet(
+                HANDOFF_SLOT, {"reason": card.reason, "team": card.team, "topic": card.topic, "language": card.language}
+            ),
             SlotSet(REASON_SLOT, None),
             SlotSet(SCORES_SLOT, None),
             SlotSet(guides.SLOT, None),  # the person takes it from here; the card keeps the steps

@@ -76,6 +76,8 @@ def facts_of(event: dict[str, Any]) -> list[dict[str, Any]]:
     elif kind == "slot" and name == HANDOFF_SLOT and isinstance(event.get("value"), dict):
         value = event["value"]
         fact.update(k=HANDOFF, r=_str(value.get("reason")), tm=_str(value.get("team")), tp=_str(value.get("topic")))
+        if _str(value.get("language")):
+            fact["l"] = value["language"]
     elif kind == "slot" and name == CSAT_SLOT and isinstance(event.get("value"), dict):
         score, comment = event["value"].get("score"), _str(event["value"].get("comment"))
         if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
@@ -211,6 +213,8 @@ class _Folder:
         elif kind == LANGUAGE:
             conversation.language = fact.get("l") or conversation.language
         elif kind == HANDOFF:
+            if conversation.language == UNKNOWN and fact.get("l"):
+                conversation.language = fact["l"]  # asked for a person before saying anything else
             handoff = self._open()
             if handoff is not None and handoff.reason == UNKNOWN and abs(at - handoff.at) < SAME_TURN_S:
                 self._describe(handoff, fact)  # written in the same turn, read after the pause

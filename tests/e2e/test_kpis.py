@@ -155,17 +155,19 @@ HOSTILE = '<img src=x onerror="document.title=1">=cmd|" /C calc"!A0'
 @pytest.mark.parametrize("viewport", [(1280, 900), (375, 740)])
 def test_the_dashboard_in_chromium(stack: Stack, accounts: None, viewport: tuple[int, int]) -> None:
     """Figures, charts and a hostile comment shown as text; nothing off-screen on a phone."""
-    sender = new_sender()
-    conversation = f"rest:{sender}"
-    stack.say(sender, "I want to talk to a person")
+    phone = viewport[0] < 600
+    if phone:  # the laptop run keeps the README's screenshot free of it
+        sender = new_sender()
+        conversation = f"rest:{sender}"
+        stack.say(sender, "I want to talk to a person")
 
-    async def close_and_rate() -> None:
-        async with Agent(stack.console_url, "kai", PASSWORD) as kai:
-            assert (await kai.post(f"/api/chats/{conversation}/claim"))[0] == 200
-            assert (await kai.post(f"/api/chats/{conversation}/close"))[0] == 200
+        async def close_and_rate() -> None:
+            async with Agent(stack.console_url, "kai", PASSWORD) as kai:
+                assert (await kai.post(f"/api/chats/{conversation}/claim"))[0] == 200
+                assert (await kai.post(f"/api/chats/{conversation}/close"))[0] == 200
 
-    asyncio.run(close_and_rate())
-    stack.say(sender, f"3 - {HOSTILE}")
+        asyncio.run(close_and_rate())
+        stack.say(sender, f"3 - {HOSTILE}")
 
     async def run() -> None:
         async with async_playwright() as p:
@@ -180,11 +182,12 @@ def test_the_dashboard_in_chromium(stack: Stack, accounts: None, viewport: tuple
             await page.click("button[type=submit]")
             await page.wait_for_url("**/dashboard")
             await page.get_by_test_id("range-conversations-value").wait_for()
-            await page.get_by_test_id("comment").filter(has_text="calc").first.wait_for(timeout=20_000)
-            assert await page.title() != "1"  # the comment's markup never ran
-            assert await page.locator("img[src=x]").count() == 0
-            text = await page.get_by_test_id("comment").filter(has_text="calc").first.text_content()
-            assert HOSTILE in text
+            if phone:
+                await page.get_by_test_id("comment").filter(has_text="calc").first.wait_for(timeout=20_000)
+                assert await page.title() != "1"  # the comment's markup never ran
+                assert await page.locator("img[src=x]").count() == 0
+                text = await page.get_by_test_id("comment").filter(has_text="calc").first.text_content()
+                assert HOSTILE in text
             for chart in ("chart-days", "chart-reasons", "chart-csat", "chart-wait"):
                 drawn = await page.evaluate(f"!!Chart.getChart(document.getElementById('{chart}'))")
                 assert drawn, chart
@@ -193,7 +196,7 @@ def test_the_dashboard_in_chromium(stack: Stack, accounts: None, viewport: tuple
             overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 0, f"the page is {overflow}px wider than a {width}px screen"
             assert not errors, errors
-            if os.environ.get("SAVE_SCREENSHOTS") and width > 600:
+            if os.environ.get("SAVE_SCREENSHOTS") and not phone:
                 await page.screenshot(path=str(ROOT / "docs" / "screenshots" / "dashboard.png"), full_page=True)
             await browser.close()
 

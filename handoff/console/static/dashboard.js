@@ -92,7 +92,8 @@ function drawCharts(range) {
     type: 'line',
     data: {
       labels: days.map((d) => d.slice(5)),
-      datasets: [{ label: 'Median minutes to an agent', data: byDay.map((f) => (f.time_to_agent.median_s == null ? null : f.time_to_agent.median_s / 60)), borderColor: COLORS[0], spanGaps: true }],
+      // Days nobody was handed off have no point; no line is drawn across them.
+      datasets: [{ label: 'Median minutes to an agent', data: byDay.map((f) => (f.time_to_agent.median_s == null ? null : f.time_to_agent.median_s / 60)), borderColor: COLORS[0], backgroundColor: COLORS[0], spanGaps: false, pointRadius: 3 }],
     },
     options: { plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true } } },
   });
