@@ -96,7 +96,11 @@ class ActionHandoff(Action):
         if not HOURS.is_open(now):
             reopening = HOURS.next_open(now)
             back = when(reopening, now, card.language) if reopening else "…"
-        dispatcher.utter_message(text=waiting_message(position, wait, back, card.language or "en"))
+        text = waiting_message(position, wait, back, card.language or "en")
+        if back is not None or wait is None:  # nobody will answer soon: offer to be contacted instead
+            text += " " + say("followup_invite", card.language)
+            await redis().hset(keys.chat(card.conversation_id), "followup", "offered")
+        dispatcher.utter_message(text=text)
         # Paused, Rasa stops predicting before it would log action_listen; log it here so
         # the customer's next message is a new turn when the bot takes over again.
         return [

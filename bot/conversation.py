@@ -82,7 +82,10 @@ def kb_matches(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             and isinstance(value, dict)
             and value.get("decision") != "guide"  # the card shows the guide on its own
         ):
-            out.append({k: value.get(k) for k in ("query", "decision", "id", "score")})
+            match = {k: value.get(k) for k in ("query", "decision", "id", "score")}
+            if isinstance(match["query"], str) and match["query"].startswith("/"):
+                match["query"] = '[tapped a "Did you mean" choice]'  # not the raw payload
+            out.append(match)
     return out
 
 

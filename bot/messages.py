@@ -238,6 +238,48 @@ TEXTS: dict[str, dict[str, str]] = {
         "tl": "Salamat po sa inyong rating! Kung may gusto pa po kayong idagdag, isulat lang po sa susunod na "
         "mensahe. Kung may kailangan pa po kayo, mag-message lang po kayo rito.",
     },
+    "followup_invite": {
+        "en": "If you'd rather we contact you, write your e-mail address or phone number here.",
+        "ru": "Если удобнее, чтобы мы связались с вами сами, напишите здесь свой e-mail или номер телефона.",
+        "ka": "თუ გირჩევნიათ, რომ ჩვენ დაგიკავშირდეთ, დაწერეთ აქ თქვენი ელფოსტა ან ტელეფონის ნომერი.",
+        "sr": "Ako vam više odgovara da vas mi kontaktiramo, napišite ovde svoju e-mail adresu ili broj telefona.",
+        "lv": "Ja vēlaties, lai mēs sazināmies ar jums, uzrakstiet šeit savu e-pasta adresi vai tālruņa numuru.",
+        "tl": "Kung mas gusto po ninyong kami ang makipag-ugnayan sa inyo, isulat po rito ang inyong e-mail o "
+        "numero ng telepono.",
+    },
+    "followup_saved": {
+        "en": "Thank you. Someone from our team will contact you at {contact}. You can still add details here.",
+        "ru": "Спасибо. Сотрудник нашей команды свяжется с вами: {contact}. Здесь можно добавить подробности.",
+        "ka": "გმადლობთ. ჩვენი გუნდის წევრი დაგიკავშირდებათ: {contact}. აქ შეგიძლიათ დაამატოთ დეტალები.",
+        "sr": "Hvala. Neko iz našeg tima će vas kontaktirati: {contact}. Ovde i dalje možete dopisati detalje.",
+        "lv": "Paldies. Kāds no mūsu komandas ar jums sazināsies: {contact}. Šeit joprojām varat pievienot sīkāku "
+        "informāciju.",
+        "tl": "Salamat po. May makikipag-ugnayan po sa inyo mula sa aming team: {contact}. Maaari pa rin po kayong "
+        "magdagdag ng detalye rito.",
+    },
+    "followup_invalid": {
+        "en": "That doesn't look like an e-mail address or a phone number we could reach. Could you check it?",
+        "ru": "Похоже, это не e-mail и не номер телефона, по которому можно связаться. Проверьте, пожалуйста.",
+        "ka": "ეს არ ჰგავს ელფოსტას ან ტელეფონის ნომერს, რომლითაც დაგიკავშირდებით. გთხოვთ, გადაამოწმოთ.",
+        "sr": "Ovo ne izgleda kao e-mail adresa ili broj telefona na koji bismo mogli da vas kontaktiramo. Možete li "
+        "da proverite?",
+        "lv": "Tas neizskatās pēc e-pasta adreses vai tālruņa numura, uz kuru varētu sazināties. Lūdzu, pārbaudiet.",
+        "tl": "Mukhang hindi po ito e-mail o numero ng telepono na maaabot namin. Pakisuri po ulit.",
+    },
+    "transferred": {
+        "en": "I'm passing you to a colleague who can help with this. They can see our whole conversation, so you "
+        "won't need to repeat anything.",
+        "ru": "Передаю вас коллеге, который поможет с этим вопросом. Он видит всю нашу переписку, так что "
+        "повторять ничего не нужно.",
+        "ka": "გადაგამისამართებთ კოლეგასთან, რომელიც ამ საკითხში დაგეხმარებათ. ის ხედავს ჩვენს მთელ მიმოწერას, "
+        "ასე რომ არაფრის გამეორება არ დაგჭირდებათ.",
+        "sr": "Prosleđujem vas kolegi koji može da pomogne oko ovoga. Vidi ceo naš razgovor, tako da ništa ne morate "
+        "da ponavljate.",
+        "lv": "Nododu jūs kolēģim, kurš varēs palīdzēt ar šo jautājumu. Viņš redz visu mūsu sarunu, tāpēc nekas "
+        "nav jāatkārto.",
+        "tl": "Ipapasa ko po kayo sa isang kasamahan na makakatulong dito. Nakikita niya ang buong usapan natin, "
+        "kaya hindi na po ninyo kailangang ulitin ang anuman.",
+    },
     "csat_comment_thanks": {
         "en": "Thank you, we will pass it on to the team. If you need anything else, just write here.",
         "ru": "Спасибо, мы передадим это команде. Если понадобится что-то ещё, просто напишите здесь.",

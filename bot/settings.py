@@ -133,6 +133,8 @@ class Settings:
     business_hours_file: str = str(ROOT / "data" / "console" / "business_hours.yml")
     retention_days: float = 0.0  # RETENTION_DAYS: delete conversations idle this long; 0 keeps them
     teams_file: Path = ROOT / "data" / "console" / "teams.yml"
+    # ROUTING_OFFER_SECONDS: a chat offered to an agent who does not take it goes to the next after this.
+    routing_offer_seconds: float = 30.0
     # KPI_RETENTION_DAYS: how long the team lead's figures keep their facts (no message text in them).
     kpi_retention_days: float = 400.0
     # What every channel enforces before NLU (bot/channels/guard.py).
@@ -243,6 +245,13 @@ def _non_negative(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if value <= 0:
+        raise SettingsError(f"{name} must be more than 0, got {value}")
+    return value
+
+
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     value = _int(env, name, default)
     if value < 1:
@@ -298,6 +307,7 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: Path | None = 
         business_hours_file=merged.get("BUSINESS_HOURS_FILE") or str(ROOT / "data" / "console" / "business_hours.yml"),
         retention_days=_non_negative(merged, "RETENTION_DAYS", 0.0),
         teams_file=Path(merged.get("TEAMS_FILE") or ROOT / "data" / "console" / "teams.yml"),
+        routing_offer_seconds=_positive_float(merged, "ROUTING_OFFER_SECONDS", 30.0),
         kpi_retention_days=_non_negative(merged, "KPI_RETENTION_DAYS", 400.0),
         action_host=merged.get("ACTION_HOST") or "127.0.0.1",
         action_token=merged.get("ACTION_TOKEN") or None,

@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 
-def turn_from_event(event: dict[str, Any]) -> dict[str, Any] | None:
+def button_title(payload: str, offered: list[dict[str, Any]] | None) -> str | None:
+    """The title of the button whose payload the customer sent, among those last offered."""
+    for button in offered or []:
+        if isinstance(button, dict) and button.get("payload") == payload and isinstance(button.get("title"), str):
+            return button["title"]
+    return None
+
+
+def turn_from_event(event: dict[str, Any], offered: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    """One transcript turn; ``offered``: the buttons of the bot's last message, to name a tap."""
     kind = event.get("event")
     timestamp = event.get("timestamp")
     if kind == "user":
@@ -13,8 +22,8 @@ def turn_from_event(event: dict[str, Any]) -> dict[str, Any] | None:
         metadata = event.get("metadata") or {}
         if text.startswith("/"):  # a button press: show the button the customer saw
             title = metadata.get("button_title")
-            intent = (event.get("parse_data") or {}).get("intent", {}).get("name", text)
-            text = f"[pressed: {title}]" if isinstance(title, str) and title else f"[pressed a button: {intent}]"
+            title = title if isinstance(title, str) and title else button_title(text, offered)
+            text = f"[pressed: {title}]" if title else "[pressed a button]"
         turn = {"role": "customer", "text": text, "timestamp": timestamp, "agent": None, "buttons": None}
         if isinstance(metadata.get("client_id"), str):
             turn["client_id"] = metadata["client_id"]
@@ -40,5 +49,11 @@ def turn_from_event(event: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def transcript(tracker: dict[str, Any]) -> list[dict[str, Any]]:
-    turns = [turn_from_event(event) for event in tracker.get("events") or []]
-    return [turn for turn in turns if turn is not None]
+    turns, offered = [], None
+    for event in tracker.get("events") or []:
+        turn = turn_from_event(event, offered)
+        if event.get("event") == "bot":
+            offered = (event.get("data") or {}).get("buttons") or offered
+        if turn is not None:
+            turns.append(turn)
+    return turns

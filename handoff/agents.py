@@ -25,6 +25,7 @@ import os
 import re
 import secrets
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ STATUSES = ("online", "away", "offline")
 ROLES = ("agent", "editor", "lead")
 DEFAULT_ROLES = ("agent",)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+SKILL_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 MIN_PASSWORD = 8
 SESSION_TTL = 12 * 3600
 _hasher = PasswordHasher()
@@ -64,6 +66,16 @@ class Agent:
     capacity: int
     active: int
     roles: tuple[str, ...] = DEFAULT_ROLES
+    # Skills: the teams and languages the agent takes chats of; empty means any.
+    teams: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    away_since: float = 0.0  # when the console closed (auto-away), else 0
+
+    def covers(self, team: str | None, language: str | None) -> bool:
+        """Whether a chat of ``team`` in ``language`` is one this agent takes."""
+        return (not self.teams or not team or team in self.teams) and (
+            not self.languages or not language or language in self.languages
+        )
 
     def as_json(self) -> dict:
         return {
@@ -72,7 +84,18 @@ class Agent:
             "capacity": self.capacity,
             "active": self.active,
             "roles": list(self.roles),
+            "teams": list(self.teams),
+            "languages": list(self.languages),
         }
+
+
+def parse_skills(text: str | None) -> tuple[str, ...]:
+    """``"billing, technical"`` as a tuple of names; empty means any."""
+    names = tuple(dict.fromkeys(part.strip().lower() for part in (text or "").split(",") if part.strip()))
+    bad = [n for n in names if not SKILL_PATTERN.match(n)]
+    if bad:
+        raise AgentError(f"skill names are letters, digits, '-' and '_': {', '.join(bad)}")
+    return names
 
 
 def parse_roles(text: str | None) -> tuple[str, ...]:
@@ -118,7 +141,15 @@ class Agents:
         self.redis = redis
         self._pending = 0
 
-    async def add(self, name: str, password: str, capacity: int = 3, roles: tuple[str, ...] = DEFAULT_ROLES) -> None:
+    async def add(
+        self,
+        name: str,
+        password: str,
+        capacity: int = 3,
+        roles: tuple[str, ...] = DEFAULT_ROLES,
+        teams: tuple[str, ...] = (),
+        languages: tuple[str, ...] = (),
+    ) -> None:
         if not NAME_PATTERN.match(name):
             raise AgentError("agent names are 1-32 letters, digits, '.', '_' or '-'")
         if len(password) < MIN_PASSWORD:
@@ -134,9 +165,17 @@ class Agents:
                 "status": "offline",
                 "epoch": _new_epoch(),
                 "roles": ",".join(roles),
+                "teams": ",".join(teams),
+                "languages": ",".join(languages),
             },
         )
         await self.redis.sadd(keys.AGENTS, name)
+
+    async def set_skills(self, name: str, teams: tuple[str, ...], languages: tuple[str, ...]) -> None:
+        """The teams and languages the agent takes chats of (empty: any); applies to the next chat."""
+        if not await self.exists(name):
+            raise AgentError(f"no agent named {name!r}")
+        await self.redis.hset(keys.agent(name), mapping={"teams": ",".join(teams), "languages": ",".join(languages)})
 
     async def set_password(self, name: str, password: str) -> None:
         """Change the password; every console session of the agent ends with it."""
@@ -218,7 +257,20 @@ class Agents:
             roles = parse_roles(data.get("roles"))
         except AgentError:
             roles = ()
-        return Agent(name, data.get("status", "offline"), int(data.get("capacity", 3)), int(active), roles)
+        try:
+            teams, languages = parse_skills(data.get("teams")), parse_skills(data.get("languages"))
+        except AgentError:
+            teams, languages = (), ()
+        return Agent(
+            name,
+            data.get("status", "offline"),
+            int(data.get("capacity", 3)),
+            int(active),
+            roles,
+            teams=teams,
+            languages=languages,
+            away_since=float(data.get("away_since") or 0) if data.get("auto_away") else 0.0,
+        )
 
     async def set_status(self, name: str, status: str) -> Agent:
         if status not in STATUSES:
@@ -240,7 +292,9 @@ class Agents:
         """The agent's last console closed: an online agent becomes away until it returns."""
         status = await self.redis.hget(keys.agent(name), "status")
         if _s(status or b"") == "online":
-            await self.redis.hset(keys.agent(name), mapping={"status": "away", "auto_away": "1"})
+            await self.redis.hset(
+                keys.agent(name), mapping={"status": "away", "auto_away": "1", "away_since": repr(time.time())}
+            )
 
     async def all(self) -> list[Agent]:
         names = sorted(_s(n) for n in await self.redis.smembers(keys.AGENTS))
@@ -375,8 +429,16 @@ async def _main(args: argparse.Namespace) -> int:
     try:
         if args.command == "add":
             roles = parse_roles(args.roles)
-            await agents.add(args.name, _read_password(args.password_stdin), args.capacity, roles)
+            teams, languages = parse_skills(args.teams), parse_skills(args.languages)
+            password = _read_password(args.password_stdin)
+            await agents.add(args.name, password, args.capacity, roles, teams=teams, languages=languages)
             print(f"agent {args.name} saved ({', '.join(roles)}); they can log in to the console now")
+        elif args.command == "skills":
+            teams, languages = parse_skills(args.teams), parse_skills(args.languages)
+            await agents.set_skills(args.name, teams, languages)
+            print(
+                f"{args.name} takes chats of teams {','.join(teams) or 'any'}, languages {','.join(languages) or 'any'}"
+            )
         elif args.command == "roles":
             await agents.set_roles(args.name, parse_roles(args.roles))
             print(f"roles of {args.name}: {args.roles}")
@@ -387,13 +449,19 @@ async def _main(args: argparse.Namespace) -> int:
             print(f"agent {args.name} removed" if await agents.remove(args.name) else f"no agent named {args.name}")
         else:
             for agent in await agents.all():
-                print(f"{agent.name}\t{agent.status}\t{agent.active}/{agent.capacity} chats\t{','.join(agent.roles)}")
+                chats = f"{agent.active}/{agent.capacity} chats"
+                skills = _skills(agent.teams, agent.languages)
+                print(f"{agent.name}\t{agent.status}\t{chats}\t{','.join(agent.roles)}\t{skills}")
     except AgentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
         await redis.close()
     return 0
+
+
+def _skills(teams: tuple[str, ...], languages: tuple[str, ...]) -> str:
+    return f"teams {','.join(teams) or 'any'}, languages {','.join(languages) or 'any'}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -408,9 +476,15 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument(
                 "--roles", default="agent", help=f"comma-separated, of {', '.join(ROLES)} (default agent)"
             )
+            command.add_argument("--teams", default="", help="teams whose chats they take, comma-separated (any)")
+            command.add_argument("--languages", default="", help="languages they answer in, e.g. en,ru (any)")
     roles = commands.add_parser("roles", help="change what an account may do")
     roles.add_argument("name")
     roles.add_argument("roles", help=f"comma-separated, of {', '.join(ROLES)}")
+    skills = commands.add_parser("skills", help="the teams and languages whose chats an agent takes")
+    skills.add_argument("name")
+    skills.add_argument("--teams", default="", help="comma-separated team names (empty: any)")
+    skills.add_argument("--languages", default="", help="comma-separated language codes (empty: any)")
     commands.add_parser("remove").add_argument("name")
     commands.add_parser("list")
     return asyncio.run(_main(parser.parse_args(argv)))

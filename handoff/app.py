@@ -46,11 +46,12 @@ from bot.csat import CSAT_SLOT
 from bot.messages import csat_buttons, say
 from bot.settings import Settings
 from bot.transcript import transcript, turn_from_event
-from handoff import dashboard, editor, keys
+from handoff import dashboard, editor, followups, keys, notes, routing
 from handoff.agents import SESSION_TTL, AgentError, Agents, LoginBusy, LoginGuard
 from handoff.events import EventConsumer, stop_task
 from handoff.hub import Hub
-from handoff.kpi_log import record_event, trim_loop
+from handoff.kpi_log import customer_history, record_event, trim_loop
+from handoff.notes import notes_of
 from handoff.privacy import retention_loop
 from handoff.queue import ASSIGNED, BOT, CLOSED, WAITING, Chat, Queue, estimate_wait_minutes
 from handoff.rasa_api import RasaApi, RasaError
@@ -187,7 +188,9 @@ def required_role(path: str) -> str | None:
         "/static/dashboard"
     ):
         return "lead"
-    if path in ("/", "/ws", "/api/queue", "/api/canned", "/api/me/status") or path.startswith("/api/chats/"):
+    if path in ("/", "/ws", "/api/queue", "/api/canned", "/api/me/status", "/api/teams") or path.startswith(
+        "/api/chats/"
+    ):
         return "agent"
     return None
 
@@ -273,6 +276,9 @@ async def logout(request: web.Request) -> web.Response:
         await services.agents.end_session(token)
     with contextlib.suppress(AgentError):
         await services.agents.set_status(request[AGENT], "offline")
+        if await services.queue.return_chats_of(request[AGENT]):  # first in line for the others
+            routing.poke(request.app)
+            await broadcast_queue(request.app)
     response = web.HTTPFound("/login")
     response.del_cookie(COOKIE)
     raise response
@@ -310,10 +316,14 @@ async def me(request: web.Request) -> web.Response:
 
 async def set_status(request: web.Request) -> web.Response:
     body = await _json(request)
+    services = request.app[SERVICES]
     try:
-        agent = await request.app[SERVICES].agents.set_status(request[AGENT], str(body.get("status")))
+        agent = await services.agents.set_status(request[AGENT], str(body.get("status")))
     except AgentError as exc:
         return web.json_response({"error": str(exc)}, status=400)
+    if agent.status != "online" and await services.queue.return_chats_of(agent.name):
+        agent = await services.agents.get(agent.name) or agent  # their chats wait again, first in line
+    routing.poke(request.app)
     await broadcast_queue(request.app)
     await update_positions(request.app)
     return web.json_response(agent.as_json())
@@ -348,8 +358,18 @@ async def get_chat(request: web.Request) -> web.Response:
         return web.json_response({"error": str(exc)}, status=502)
     if chat.agent == request[AGENT]:
         await services.redis.hdel(keys.unread(request[AGENT]), conversation_id)
-    card = {**json.loads(chat.card.to_json())}
-    body = {"card": card, "transcript": transcript(tracker), "state": chat.state, "agent": chat.agent}
+    card = {**json.loads(chat.card.to_json()), "team": chat.team}
+    card["history"] = await customer_history(services.redis, conversation_id)  # past conversations
+    body = {
+        "card": card,
+        "transcript": transcript(tracker),
+        "notes": await notes_of(services.redis, conversation_id),
+        "viewers": notes.viewers_of(request.app, conversation_id),
+        "state": chat.state,
+        "agent": chat.agent,
+        "offered_to": chat.offered_to,
+        "contact": chat.contact if chat.followup == "open" else None,
+    }
     if chat.state == CLOSED and chat.agent == request[AGENT]:
         body["suggestion"] = editor.suggestion_from(tracker)  # "suggest for the knowledge base"
     return web.json_response(body)
@@ -360,8 +380,15 @@ async def claim(request: web.Request) -> web.Response:
     a crash or a lost answer): 200 with ``already``, and the greeting goes out if it has not."""
     services = request.app[SERVICES]
     conversation_id, agent = request.match_info["id"], request[AGENT]
-    if await services.queue.get(conversation_id) is None:
+    chat = await services.queue.get(conversation_id)
+    if chat is None:
         return web.json_response({"error": "no such chat"}, status=404)
+    if chat.state == WAITING:
+        me, everyone = await services.agents.get(agent), await services.agents.all()
+        if me is not None and not routing.may_take(me, chat, everyone, routing.teams_of(request.app)):
+            teams = routing.teams_of(request.app)
+            need = f"the {teams.label(routing.team_of(chat, teams))} team, in {chat.card.language or 'any language'}"
+            return web.json_response({"error": f"This chat is for {need}; someone who has that is online."}, status=409)
     result = await services.queue.claim(conversation_id, agent)
     if not (result.ok or result.already):
         if result.state == "no agent":
@@ -542,14 +569,23 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     try:
         await services.agents.connected(agent)
         await socket_.send_json(await queue_snapshot(request.app, agent))
-        async for _ in socket_:
-            pass  # the console only pings; everything flows server -> console
+        async for message in socket_:
+            # The console says which chat it shows, so others looking at it see the name.
+            if message.type == aiohttp.WSMsgType.TEXT:
+                try:
+                    data = json.loads(message.data)
+                except ValueError:
+                    continue
+                if isinstance(data, dict) and data.get("type") == "viewing":
+                    await notes.viewing(request.app, socket_, agent, data.get("conversation_id"))
     except REDIS_DOWN as exc:
         log.warning("console socket of %s closed: Redis unreachable: %s", agent, exc)
         await socket_.close(code=aiohttp.WSCloseCode.TRY_AGAIN_LATER, message=b"database unreachable")
     finally:
         services.sockets.pop(socket_, None)
         services.hub.remove(agent, socket_)
+        with contextlib.suppress(Exception):
+            await notes.left(request.app, socket_)
         if agent not in services.hub.agents:
             # Nobody is looking at this agent's console: don't promise customers a wait
             # that this agent would be counted in.
@@ -605,6 +641,7 @@ async def update_positions(app: web.Application) -> None:
 
 
 async def _chat_changed(app: web.Application, conversation_id: str, state: str, agent: str | None) -> None:
+    routing.poke(app)  # a slot came free, or a chat waits again
     await app[SERVICES].hub.broadcast(
         {"type": "chat_state", "conversation_id": conversation_id, "state": state, "agent": agent}
     )
@@ -627,9 +664,13 @@ async def on_stream_event(app: web.Application, fields: dict[str, str]) -> None:
     if chat is None:
         return
     if event.get("event") == "pause" and chat.state == WAITING:
+        routing.poke(app)  # offer it to someone with the skills
         await broadcast_queue(app)  # a new chat is waiting: every console hears it
         await update_positions(app)
         return
+    if event.get("event") == "user" and chat.followup == "offered":
+        with contextlib.suppress(RasaError):
+            await followups.on_customer_message(app, chat, event)
     turn = turn_from_event(event)
     if turn is None or chat.state not in (WAITING, ASSIGNED):
         return
@@ -717,11 +758,12 @@ def create_app(settings: Settings, public_url: str | None = None) -> web.Applica
         services.kpi_consumer = EventConsumer(redis, consumer_name(settings), record, group=keys.KPI_GROUP)
         kpi_task = asyncio.create_task(services.kpi_consumer.run())
         kpi_trim = asyncio.create_task(trim_loop(redis, settings.kpi_retention_days))
+        router = asyncio.create_task(routing.route_loop(app))
         sweeper = asyncio.create_task(end_revoked_sockets(app))
         # RETENTION_DAYS: conversations idle longer are deleted about hourly (0: kept).
         retention = asyncio.create_task(retention_loop(redis, settings.retention_days, RETENTION_INTERVAL_S))
         yield
-        for task in (services.consumer_task, kpi_task, kpi_trim, sweeper, retention):
+        for task in (services.consumer_task, kpi_task, kpi_trim, router, sweeper, retention):
             await stop_task(task)
         await services.hub.close_all()
         await session.close()
@@ -746,6 +788,9 @@ def create_app(settings: Settings, public_url: str | None = None) -> web.Applica
     app.router.add_get("/ws", websocket)
     editor.add_routes(app)
     dashboard.add_routes(app)
+    routing.add_routes(app, settings.teams_file)
+    notes.add_routes(app)
+    followups.add_routes(app)
     app.router.add_static("/static/", STATIC)
     return app
 

@@ -19,6 +19,9 @@
 ``handoff:unread:{name}``      hash: conversation id -> unread customer messages
 ``kpi:facts``                  stream of the facts the team lead's figures come from (handoff/kpis.py):
                                no message text; trimmed after ``KPI_RETENTION_DAYS``
+``kpi:customer:{id}``          stream: the same facts for one customer (capped), for the card's
+                               "past conversations"
+``handoff:notes:{id}``         list of agents' internal notes on a conversation (JSON), never sent
 ``handoff:retention:lease``    string with a TTL: the replica running the retention purge
                                (handoff/privacy.py retention_loop)
 """
@@ -39,6 +42,14 @@ KPI_GROUP = "kpis"  # the event stream's second consumer group: every event, bat
 
 def chat(conversation_id: str) -> str:
     return f"handoff:chat:{conversation_id}"
+
+
+def customer_facts(conversation_id: str) -> str:
+    return f"kpi:customer:{conversation_id}"
+
+
+def notes(conversation_id: str) -> str:
+    return f"handoff:notes:{conversation_id}"
 
 
 def agent(name: str) -> str:

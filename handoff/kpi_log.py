@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from handoff import keys
-from handoff.kpis import facts_of
+from handoff.kpis import facts_of, fold
 from handoff.privacy import next_id
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 READ_CHUNK = 5_000
 CLOCK_SLACK_S = 3600  # replicas' clocks may disagree; read this much earlier
 TRIM_EVERY_S = 600
+CUSTOMER_FACTS = 500  # the latest facts kept per customer for their history on the card
 
 
 async def record_event(redis: Redis, fields: dict[str, str]) -> int:
@@ -41,9 +42,43 @@ async def record_event(redis: Redis, fields: dict[str, str]) -> int:
         return 0
     event.setdefault("sender_id", fields.get("sender_id"))
     facts = facts_of(event)
-    for fact in facts:
-        await redis.xadd(keys.KPI_FACTS, {"f": json.dumps(fact, ensure_ascii=False, separators=(",", ":"))})
+    if facts:
+        pipe = redis.pipeline(transaction=False)
+        for fact in facts:
+            fields = {"f": json.dumps(fact, ensure_ascii=False, separators=(",", ":"))}
+            pipe.xadd(keys.KPI_FACTS, fields)
+            pipe.xadd(keys.customer_facts(fact["c"]), fields, maxlen=CUSTOMER_FACTS, approximate=True)
+        await pipe.execute()
     return len(facts)
+
+
+async def customer_history(redis: Redis, conversation_id: str, limit: int = 5) -> dict[str, Any]:
+    """The customer's earlier conversations, for the handoff card: how many, and the last
+    few with their handoff reason, team, rating and agent."""
+    entries = await redis.xrange(keys.customer_facts(conversation_id))
+    facts = []
+    for _, fields in entries:
+        try:
+            facts.append(json.loads(fields.get(b"f") or fields.get("f")))
+        except (TypeError, ValueError):
+            continue
+    earlier = fold(facts)[:-1]  # the last one is the conversation on the card
+    return {
+        "count": len(earlier),
+        "handed_off": sum(c.handed_off for c in earlier),
+        "recent": [
+            {
+                "started": c.started,
+                "channel": c.channel,
+                "topics": c.topics[:3],
+                "reason": c.handoff.reason if c.handoff else None,
+                "team": c.team,
+                "agent": c.agent,
+                "rating": c.rating,
+            }
+            for c in reversed(earlier[-limit:])
+        ],
+    }
 
 
 async def read_facts(

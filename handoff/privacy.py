@@ -83,10 +83,12 @@ KINDS = (
     "unread",
     "csat",
     "kpi_facts",
+    "kpi_customer",
+    "notes",
     "channel_seen",
     "rate_limit",
 )
-WHOLE_KEYS = ("tracker", "lock", "handoff_chat", "channel_seen", "rate_limit")
+WHOLE_KEYS = ("tracker", "lock", "handoff_chat", "notes", "kpi_customer", "channel_seen", "rate_limit")
 
 BATCH = 1000  # stream entries per XRANGE, keys per SCAN step, ids per XDEL
 PURGE_BATCH = 200  # conversations deleted together (one pass over each stream)
@@ -209,6 +211,9 @@ async def locate(
         if with_lock:
             exact[lock_key(cid)] = ("lock", cid)
         exact[keys.chat(cid)] = ("handoff_chat", cid)
+        exact[keys.notes(cid)] = ("notes", cid)
+        if with_figures:
+            exact[keys.customer_facts(cid)] = ("kpi_customer", cid)
         exact.update((key, ("rate_limit", cid)) for key in rate_limit_keys(cid))
         events = await _stored_events(redis, cid)
         meta_seen.update((key, cid) for key in meta_seen_keys(events))

@@ -51,6 +51,7 @@ if redis.call('SCARD', KEYS[3]) >= capacity then
   return {0, 'full', ''}
 end
 redis.call('HSET', KEYS[1], 'state', 'assigned', 'agent', ARGV[2], 'assigned_at', ARGV[3])
+redis.call('HDEL', KEYS[1], 'offered_to', 'offered_at', 'offered', 'first')
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[1])
 return {1, 'assigned', ARGV[2]}
@@ -71,7 +72,7 @@ return 1
 
 
 # KEYS[1] the agent's chat set, KEYS[2] the queue; ARGV[1] the agent, ARGV[2] now.
-# Each chat still assigned to the agent waits again, in its old place, for anyone to take;
+# Each chat still assigned to the agent waits again, first in line, for anyone to take;
 # what belonged to the assignment (greeting and ending notes) goes with it.
 _RETURN_ALL = """
 local ids = redis.call('SMEMBERS', KEYS[1])
@@ -79,14 +80,48 @@ local returned = 0
 for _, id in ipairs(ids) do
   local chat = 'handoff:chat:' .. id
   if redis.call('HGET', chat, 'state') == 'assigned' and redis.call('HGET', chat, 'agent') == ARGV[1] then
-    redis.call('HSET', chat, 'state', 'waiting')
-    redis.call('HDEL', chat, 'agent', 'assigned_at', 'greeted', 'greeting_sent', 'ending', 'position_told')
+    redis.call('HSET', chat, 'state', 'waiting', 'first', ARGV[2])
+    redis.call('HDEL', chat, 'agent', 'assigned_at', 'greeted', 'greeting_sent', 'ending', 'position_told',
+               'offered_to', 'offered_at', 'offered')
     redis.call('ZADD', KEYS[2], redis.call('HGET', chat, 'created_at') or ARGV[2], id)
     returned = returned + 1
   end
 end
 redis.call('DEL', KEYS[1])
 return returned
+"""
+
+
+# KEYS[1] the chat; ARGV[1] agent, ARGV[2] now, ARGV[3] the offered_at the caller read ("" for
+# none). Only a waiting chat whose offer nobody changed since is offered: two replicas'
+# routers never offer one chat to two agents.
+_OFFER = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'waiting' then return 0 end
+if (redis.call('HGET', KEYS[1], 'offered_at') or '') ~= ARGV[3] then return 0 end
+local offered = redis.call('HGET', KEYS[1], 'offered') or ''
+if offered ~= '' then offered = offered .. ',' end
+redis.call('HSET', KEYS[1], 'offered_to', ARGV[1], 'offered_at', ARGV[2], 'offered', offered .. ARGV[1])
+return 1
+"""
+
+# KEYS[1] the chat, KEYS[2] the queue, KEYS[3] the agent's chats, KEYS[4] the agent's unread;
+# ARGV[1] conversation, ARGV[2] agent, ARGV[3] now, ARGV[4] team ("" keeps it), ARGV[5] the
+# colleague it is offered to ("" for the team). The chat waits again, first in line.
+_TRANSFER = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'assigned' or redis.call('HGET', KEYS[1], 'agent') ~= ARGV[2] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'state', 'waiting', 'first', ARGV[3])
+redis.call('HDEL', KEYS[1], 'agent', 'assigned_at', 'greeted', 'greeting_sent', 'ending', 'position_told',
+           'offered_to', 'offered_at', 'offered')
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'team', ARGV[4]) end
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[1], 'offered_to', ARGV[5], 'offered_at', ARGV[3], 'offered', ARGV[5])
+end
+redis.call('SREM', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+redis.call('ZADD', KEYS[2], redis.call('HGET', KEYS[1], 'created_at') or ARGV[3], ARGV[1])
+return 1
 """
 
 
@@ -140,6 +175,13 @@ class Chat:
     agent: str | None
     created_at: float
     priority: float
+    team: str | None = None  # the card's, or the one it was transferred to
+    offered_to: str | None = None  # the agent the router offered it to (handoff/routing.py)
+    offered_at: float = 0.0
+    offered: tuple[str, ...] = ()  # every agent it was offered to while waiting this time
+    first: float = 0.0  # when it came back (agent away, transfer): it goes first in line
+    followup: str | None = None  # offered | open | done (handoff/followups.py)
+    contact: str | None = None  # the e-mail address or phone number the customer left
 
     def effective_priority(self, now: float) -> float:
         return self.priority + AGING_PER_MINUTE * max(0.0, now - self.created_at) / 60
@@ -158,6 +200,10 @@ class Chat:
             "agent": self.agent,
             "position": position,
             "unread": unread,
+            "team": self.team,
+            "offered_to": self.offered_to,
+            "returned": bool(self.first),
+            "contact": self.contact if self.followup == "open" else None,
         }
 
 
@@ -187,6 +233,21 @@ class Queue:
         self._release = redis.register_script(_RELEASE)
         self._return_all = redis.register_script(_RETURN_ALL)
         self._position = redis.register_script(_POSITION)
+        self._offer = redis.register_script(_OFFER)
+        self._transfer = redis.register_script(_TRANSFER)
+
+    async def offer(self, conversation_id: str, agent: str, seen_offered_at: float, now: float) -> bool:
+        """Offer a waiting chat to ``agent``, unless someone changed its offer since it was read."""
+        seen = repr(seen_offered_at) if seen_offered_at else ""
+        return bool(int(await self._offer(keys=[keys.chat(conversation_id)], args=[agent, repr(now), seen])))
+
+    async def transfer(self, conversation_id: str, agent: str, team: str | None, to: str | None) -> bool:
+        """Put ``agent``'s chat back in the queue, first in line, for ``team`` or offered to ``to``."""
+        done = await self._transfer(
+            keys=[keys.chat(conversation_id), keys.QUEUE, keys.agent_chats(agent), keys.unread(agent)],
+            args=[conversation_id, agent, repr(time.time()), team or "", to or ""],
+        )
+        return bool(int(done))
 
     async def enqueue(self, card: Card) -> bool:
         """Queue a conversation; ``False`` if it is already waiting or with an agent."""
@@ -204,10 +265,17 @@ class Queue:
         return Chat(
             conversation_id=conversation_id,
             state=data.get("state", CLOSED),
-            card=Card.from_json(data["card"]) if data.get("card") else Card(conversation_id, "unknown"),
+            card=(card := Card.from_json(data["card"]) if data.get("card") else Card(conversation_id, "unknown")),
             agent=data.get("agent") or None,
             created_at=float(data.get("created_at") or 0),
             priority=float(data.get("priority") or 0),
+            team=data.get("team") or card.team,
+            offered_to=data.get("offered_to") or None,
+            offered_at=float(data.get("offered_at") or 0),
+            offered=tuple(a for a in (data.get("offered") or "").split(",") if a),
+            first=float(data.get("first") or 0),
+            followup=data.get("followup") or None,
+            contact=data.get("contact") or None,
         )
 
     async def waiting(self, now: float | None = None) -> list[Chat]:
@@ -215,7 +283,9 @@ class Queue:
         now = time.time() if now is None else now
         ids = [_text(i) for i in await self.redis.zrange(keys.QUEUE, 0, -1)]
         chats = [chat for chat in [await self.get(i) for i in ids] if chat and chat.state == WAITING]
-        return sorted(chats, key=lambda c: (-c.effective_priority(now), c.created_at))
+        # A chat that came back (its agent went away, or it was transferred) goes first: the
+        # customer already waited once.
+        return sorted(chats, key=lambda c: (not c.first, c.first, -c.effective_priority(now), c.created_at))
 
     async def position(self, conversation_id: str) -> int | None:
         for index, chat in enumerate(await self.waiting(), start=1):

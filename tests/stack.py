@@ -96,9 +96,12 @@ class Stack:
     def console_url(self) -> str:
         return f"http://127.0.0.1:{self.settings.handoff_port}"
 
-    def add_agent(self, name: str, password: str, capacity: int = 3, roles: str = "agent") -> None:
+    def add_agent(
+        self, name: str, password: str, capacity: int = 3, roles: str = "agent", teams: str = "", languages: str = ""
+    ) -> None:
         """Create an account the way an operator does: with the CLI."""
         command = ["add", name, "--password-stdin", "--capacity", str(capacity), "--roles", roles]
+        command += ["--teams", teams, "--languages", languages]
         result = subprocess.run(
             [sys.executable, "-m", "handoff.agents", *command],
             input=password + "\n",
@@ -191,6 +194,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_server: int, graph_api
         # Every test runs from 127.0.0.1: the per-address limit is tested on its own.
         "RATE_LIMIT_ADDRESS": "100000/100000",
         "TURNS_PER_ADDRESS": "50",
+        "ROUTING_OFFER_SECONDS": "3",  # an offer nobody takes moves on within a test's patience
     }
     settings = load_settings(env, env_file=Path("/nonexistent"))
     model = train(quiet=True)

@@ -105,3 +105,31 @@ def test_customer_is_told_only_what_the_team_can_keep() -> None:
     assert "tomorrow at 08:00" in after_hours and "queue" not in after_hours
     assert waiting_message(3, 4, language="ru").startswith("Соединяю вас с сотрудником поддержки. Вы 3-й в очереди")
     assert "რიგში ხართ 3-ე" in waiting_message(3, 4, language="ka")
+
+
+def test_a_tapped_button_shows_as_its_title_on_every_channel() -> None:
+    """The agent reads "[pressed: Show my bill]", never a payload or an intent name: from the
+    title the channel passed on, or from the buttons the bot had just offered."""
+    offered = {
+        "event": "bot",
+        "text": "Did you mean",
+        "data": {
+            "buttons": [
+                {"title": "Show my bill", "payload": '/faq_choice{"faq_id": "billing-first-bill"}'},
+                {"title": "Talk to a person", "payload": "/request_human"},
+            ]
+        },
+    }
+    tap = user('/faq_choice{"faq_id": "billing-first-bill"}')
+    assert transcript({"events": [offered, tap]})[-1]["text"] == "[pressed: Show my bill]"
+    titled = {**user("/request_human"), "metadata": {"button_title": "Talk to a person"}}
+    assert transcript({"events": [titled]})[-1]["text"] == "[pressed: Talk to a person]"
+    assert transcript({"events": [user("/unknown")]})[-1]["text"] == "[pressed a button]"
+
+
+def test_the_card_never_shows_a_raw_payload_as_what_the_customer_asked() -> None:
+    from bot.conversation import kb_matches
+
+    pick = {"query": '/faq_choice{"faq_id": "x"}', "decision": "answer", "id": "x", "score": 100.0}
+    (match,) = kb_matches([{"event": "slot", "name": "kb_last_match", "value": pick}])
+    assert "{" not in match["query"] and match["id"] == "x"

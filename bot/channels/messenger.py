@@ -80,8 +80,8 @@ def messenger_event(event: dict[str, Any]) -> Inbound | None:
         if message.get("is_echo") or not mid:  # our own message, mirrored back to the page
             return None
         payload = as_text(as_dict(message.get("quick_reply")).get("payload"))
-        if payload.strip():
-            return Inbound(mid, sender, payload, "quick_reply")
+        if payload.strip():  # the message's text is the quick reply's title
+            return Inbound(mid, sender, payload, "quick_reply", button_title=as_text(message.get("text")) or None)
         text = as_text(message.get("text"))
         if text.strip():
             return Inbound(mid, sender, text, "text")
@@ -95,7 +95,8 @@ def messenger_event(event: dict[str, Any]) -> Inbound | None:
         payload = as_text(postback.get("payload")) or as_text(postback.get("title"))
         # Older postbacks carry no mid; the sender and Meta's timestamp identify a redelivery.
         mid = as_text(postback.get("mid")) or f"postback:{sender}:{event.get('timestamp')}"
-        return Inbound(mid, sender, payload, "postback") if payload.strip() else None
+        title = as_text(postback.get("title")) or None
+        return Inbound(mid, sender, payload, "postback", button_title=title) if payload.strip() else None
     return None  # delivery, read, reaction, referral, optin, ...
 
 

@@ -173,9 +173,10 @@ class Inbound:
     text: str | None
     kind: str
     customer_name: str | None = None
+    button_title: str | None = None  # the title of the button or list row tapped, for agents
 
     def metadata(self) -> dict[str, Any]:
-        return client_metadata({"customer_name": self.customer_name})
+        return client_metadata({"customer_name": self.customer_name, "button_title": self.button_title})
 
 
 def as_dict(value: Any) -> dict[str, Any]:

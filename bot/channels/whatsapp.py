@@ -104,6 +104,7 @@ def whatsapp_message(message: dict[str, Any], names: dict[str, str]) -> Inbound 
     if not message_id or not sender or kind in SILENT_TYPES:
         return None
     text: str | None = None
+    title: str | None = None
     if kind == "text":
         text = as_text(as_dict(message.get("text")).get("body"))
     elif kind == "interactive":
@@ -112,13 +113,15 @@ def whatsapp_message(message: dict[str, Any], names: dict[str, str]) -> Inbound 
         if reply_type in ("button_reply", "list_reply"):
             reply = as_dict(interactive.get(reply_type))
             text = as_text(reply.get("id")) or as_text(reply.get("title"))
+            title = as_text(reply.get("title")) or None
             kind = reply_type
     elif kind == "button":  # a quick-reply button of a template message
         button = as_dict(message.get("button"))
         text = as_text(button.get("payload")) or as_text(button.get("text"))
+        title = as_text(button.get("text")) or None
     if text is not None and not text.strip():
         return None
-    return Inbound(message_id, sender, text, kind, names.get(sender) or None)
+    return Inbound(message_id, sender, text, kind, names.get(sender) or None, button_title=title)
 
 
 # --- outbound --------------------------------------------------------------------------

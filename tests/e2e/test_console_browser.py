@@ -14,7 +14,7 @@ from pathlib import Path
 from playwright.async_api import async_playwright
 
 from tests.conftest import ROOT
-from tests.e2e.clients import Customer
+from tests.e2e.clients import Agent, Customer
 from tests.e2e.conftest import Stack, new_webchat_id
 
 PASSWORD = "console browser test"
@@ -136,5 +136,54 @@ def test_an_agent_works_a_chat_on_a_phone(stack: Stack) -> None:
             await no_overflow(page)
             assert errors == []
             await browser.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 240))
+
+
+def test_notes_stay_with_agents_and_a_transfer_is_two_clicks(stack: Stack) -> None:
+    """In the browser: a note shows in the transcript marked as a note and never reaches the
+    customer; the transfer panel lists the teams; a transfer tells the customer once."""
+    stack.add_agent("nora", PASSWORD)
+    sender = new_webchat_id()
+
+    async def scenario() -> None:
+        async with Customer(stack.settings.rasa_url, sender) as customer, async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+            page = await browser.new_page(viewport={"width": 1280, "height": 800})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await page.goto(f"{stack.console_url}/login")
+            await page.get_by_test_id("login-name").fill("nora")
+            await page.get_by_test_id("login-password").fill(PASSWORD)
+            await page.get_by_test_id("login-submit").click()
+            await page.wait_for_url(f"{stack.console_url}/")
+            await customer.say("I want to speak to a human, please")
+            await customer.expect_text("support team")
+            item = page.locator(f'[data-testid="queue-item"][data-conversation-id="{sender}"]')
+            await item.wait_for(timeout=20_000)
+            await item.get_by_test_id("take-button").click()
+            await customer.expect_text("this is nora")
+
+            await page.get_by_test_id("reply-input").fill("<b>VIP</b> customer, refund approved by Lena")
+            await page.get_by_test_id("note-send").click()
+            note = page.get_by_test_id("note").filter(has_text="refund approved by Lena")
+            await note.wait_for(timeout=20_000)
+            assert await note.locator("b").count() == 0  # text, not markup
+            quiet = await customer.quiet_for(1.5)
+            assert not [m for m in quiet if "refund approved" in (m.get("text") or "")]
+
+            await page.get_by_test_id("transfer-open").click()
+            options = await page.get_by_test_id("transfer-to").locator("option").all_text_contents()
+            assert "Billing" in options and "Technical support" in options
+            await page.get_by_test_id("transfer-to").select_option("team:billing")
+            await page.get_by_test_id("transfer-note").fill("asks about a refund")
+            await page.get_by_test_id("transfer-send").click()
+            await customer.expect_text("won't need to repeat")
+            await page.get_by_test_id("transfer-panel").wait_for(state="hidden", timeout=20_000)
+            assert errors == []
+            await browser.close()
+        async with Agent(stack.console_url, "nora", PASSWORD) as nora:  # leave the queue as it was
+            assert (await nora.post(f"/api/chats/{sender}/claim"))[0] == 200
+            assert (await nora.post(f"/api/chats/{sender}/close"))[0] == 200
 
     asyncio.run(asyncio.wait_for(scenario(), 240))

@@ -30,6 +30,8 @@ const state = {
   audio: null,         // AudioContext, created on first user gesture
   busy: false,         // an action on the open chat is in flight
   suggestFor: null,    // the closed chat whose suggestion form was prefilled
+  teams: [],           // /api/teams: where a chat can be transferred
+  colleagues: [],
 };
 
 const $ = (id) => document.getElementById(id);
@@ -40,6 +42,11 @@ let paneTake = null; // "Take this chat" button of the chat pane, detached when 
 function reasonText(reason) {
   if (!reason) return 'Handoff';
   return REASONS[reason] || reason.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
+}
+
+function teamLabel(name) {
+  const team = (state.teams || []).find((t) => t.name === name);
+  return team ? team.label : name;
 }
 
 function waitText(since) {
@@ -149,7 +156,12 @@ function waitingItem(s) {
     el('div', { class: 'chat-item-meta' },
       el('span', { class: 'wait', 'data-since': s.waiting_since, 'data-testid': 'wait-time', text: waitText(s.waiting_since) }),
       el('span', { text: s.channel || '' }),
-      s.position != null && el('span', { class: 'position', title: 'Position in queue', text: `#${s.position}` }))),
+      s.team && el('span', { text: teamLabel(s.team) }),
+      s.language && el('span', { text: s.language }),
+      s.position != null && el('span', { class: 'position', title: 'Position in queue', text: `#${s.position}` }),
+      s.returned && el('span', { class: 'badge badge-state', title: 'Came back to the queue: serve it first', text: 'back' }),
+      s.offered_to && state.me && s.offered_to === state.me.name
+        && el('span', { class: 'badge badge-offer', 'data-testid': 'offered-to-me', text: 'Offered to you' }))),
   take);
 }
 
@@ -175,8 +187,17 @@ function renderList(listId, countId, items, makeItem, emptyText) {
   $(countId).textContent = String(items.length);
 }
 
+function followupItem(s) {
+  const item = waitingItem(s);
+  item.setAttribute('data-testid', 'followup-item');
+  item.querySelector('.chat-item-meta').append(
+    el('span', { class: 'contact', 'data-testid': 'followup-contact', title: 'Contact them here', text: s.contact }));
+  return item;
+}
+
 function renderQueue() {
-  renderList('queue-waiting', 'waiting-count', state.waiting, waitingItem, 'Nobody is waiting.');
+  renderList('queue-waiting', 'waiting-count', state.waiting.filter((s) => !s.contact), waitingItem, 'Nobody is waiting.');
+  renderList('followups', 'followup-count', state.waiting.filter((s) => s.contact), followupItem, 'No follow-ups.');
   renderList('my-chats', 'mine-count', state.mine, mineItem, 'No chats assigned to you.');
   renderHeader();
 }
@@ -248,12 +269,38 @@ function renderCard() {
     el('div', { class: 'card-head' },
       el('h2', { class: 'card-reason', 'data-testid': 'card-reason', 'data-reason': card.reason || '', text: reasonText(card.reason) }),
       card.vip ? el('span', { class: 'badge badge-vip', text: 'VIP' }) : null,
-      factsLine(card)),
+      factsLine(card),
+      state.chat.contact ? el('span', { class: 'contact', 'data-testid': 'card-contact', text: `Follow-up: contact them at ${state.chat.contact}` }) : null),
     el('div', { class: 'card-grid' },
       el('div', {}, el('h3', { text: 'Frustration per turn' }), scoresBlock(card.scores)),
       el('div', {}, el('h3', { text: 'Summary' }), summary),
       el('div', {}, el('h3', { text: 'Knowledge base tried' }), kbBlock(card.kb_matches))),
-    guideBlock(card.guide));
+    guideBlock(card.guide),
+    historyBlock(card.history),
+    el('p', { class: 'viewers', id: 'viewers', 'data-testid': 'viewers', hidden: true }));
+  renderViewers(state.chat.viewers || []);
+}
+
+function historyBlock(history) {
+  if (!history || !history.count) {
+    return el('p', { class: 'card-history muted', 'data-testid': 'card-history', text: 'First conversation with us.' });
+  }
+  const items = (history.recent || []).map((c) => el('li', {},
+    el('span', { text: timeText(c.started) }),
+    ' · ', el('span', { text: c.reason ? `${reasonText(c.reason)}${c.agent ? ` (${c.agent})` : ''}` : 'answered by the bot' }),
+    c.rating ? el('span', { class: 'muted', text: ` · rated ${c.rating}/5` }) : null,
+    c.topics && c.topics.length ? el('span', { class: 'muted', text: ` · ${c.topics.join(', ')}` }) : null));
+  return el('div', { class: 'card-history', 'data-testid': 'card-history' },
+    el('h3', { text: `Past conversations: ${history.count} (${history.handed_off} with a person)` }),
+    el('ul', {}, ...items));
+}
+
+function renderViewers(names) {
+  const node = $('viewers');
+  if (!node) return;
+  const others = names.filter((n) => !state.me || n !== state.me.name);
+  node.textContent = others.length ? `Also viewing: ${others.join(', ')}` : '';
+  node.hidden = !others.length;
 }
 
 function whoText(turn) {
@@ -261,6 +308,14 @@ function whoText(turn) {
   if (turn.role === 'agent') return turn.agent || 'Agent';
   if (turn.role === 'bot') return 'Bot';
   return 'System';
+}
+
+function noteNode(note) {
+  return el('li', { class: 'turn turn-note', 'data-testid': 'note', 'data-role': 'note' },
+    el('div', { class: 'turn-meta' },
+      el('span', { class: 'turn-who', text: `Note by ${note.agent}` }),
+      note.at ? el('time', { text: timeText(note.at) }) : null),
+    el('div', { class: 'turn-text', 'data-testid': 'note-text', text: note.text || '' }));
 }
 
 function turnNode(turn) {
@@ -281,8 +336,18 @@ const turnKey = (t) => `${t.role}|${t.timestamp}|${t.agent || ''}|${t.text}`;
 function renderTranscript() {
   const turns = state.chat.transcript || [];
   state.turnKeys = new Set(turns.map(turnKey));
+  // Agents' notes sit among the messages by time; they never reach the customer.
+  const items = [...turns.map((t) => [t.timestamp || 0, turnNode(t)]), ...(state.chat.notes || []).map((n) => [n.at || 0, noteNode(n)])];
+  items.sort((a, b) => a[0] - b[0]);
   const list = $('transcript');
-  list.replaceChildren(...turns.map(turnNode));
+  list.replaceChildren(...items.map((item) => item[1]));
+  list.scrollTop = list.scrollHeight;
+}
+
+function appendNote(note) {
+  state.chat.notes = [...(state.chat.notes || []), note];
+  const list = $('transcript');
+  list.append(noteNode(note));
   list.scrollTop = list.scrollHeight;
 }
 
@@ -310,9 +375,15 @@ function renderControls() {
   const chat = state.chat;
   const mine = isMine(chat);
   const note = composerNote(chat);
-  for (const id of ['reply-input', 'reply-send', 'canned', 'handback', 'close-chat']) {
+  for (const id of ['reply-send', 'canned', 'handback', 'close-chat', 'transfer-open']) {
     $(id).disabled = !mine || state.busy;
   }
+  $('reply-input').disabled = state.busy || chat.state === 'closed' && !mine;
+  $('note-send').disabled = state.busy;
+  const followup = !!chat.contact && (chat.state === 'waiting' || mine);
+  $('followup-done').hidden = !followup;
+  $('followup-done').disabled = state.busy;
+  if (!mine) $('transfer').hidden = true;
   $('composer-note').textContent = note;
   $('composer-note').hidden = !note;
   // The pane's take button is only in the DOM for waiting chats, so exactly one is findable.
@@ -432,6 +503,7 @@ async function openChat(id) {
     showError('');
   }
   clearAlerts();
+  sendViewing();
   state.mine = state.mine.map((s) => (s.conversation_id === id ? { ...s, unread: 0 } : s));
   renderQueue();
   try {
@@ -556,6 +628,7 @@ function onSocketOpen() {
     if (socket.ws && socket.ws.readyState === WebSocket.OPEN) socket.ws.send(JSON.stringify({ type: 'ping' }));
   }, PING_MS);
   // Anything pushed while we were disconnected is lost, so resync from the API.
+  if (state.openId) sendViewing();
   if (reconnect) {
     loadQueue().catch(() => {});
     if (state.openId) loadChat(state.openId).catch(() => {});
@@ -580,6 +653,54 @@ function handleSocketMessage(msg) {
   if (msg.type === 'queue') applyQueue(msg);
   else if (msg.type === 'message') onLiveTurn(msg.conversation_id, msg.message);
   else if (msg.type === 'chat_state') onChatState(msg);
+  else if (msg.type === 'offer') { alertAgent(); loadQueue().catch(() => {}); }
+  else if (msg.type === 'note' && msg.conversation_id === state.openId && state.chat) appendNote(msg.note);
+  else if (msg.type === 'viewers' && msg.conversation_id === state.openId) renderViewers(msg.agents || []);
+}
+
+// Tell the server which chat this console shows, so colleagues looking at it see us.
+function sendViewing() {
+  if (socket.ws && socket.ws.readyState === WebSocket.OPEN) {
+    socket.ws.send(JSON.stringify({ type: 'viewing', conversation_id: state.openId }));
+  }
+}
+
+async function sendNote() {
+  const text = $('reply-input').value.trim();
+  const id = state.openId;
+  if (!text || !id) return;
+  try {
+    await api('POST', `/api/chats/${encodeURIComponent(id)}/notes`, { text });
+    $('reply-input').value = ''; // the note arrives over the socket, for every console showing the chat
+  } catch (err) {
+    showError(`Note not saved: ${err.message}`);
+  }
+}
+
+async function loadTeams() {
+  try {
+    const data = await api('GET', '/api/teams');
+    state.teams = data.teams || [];
+    state.colleagues = (data.agents || []).filter((a) => !state.me || a.name !== state.me.name);
+  } catch (_) { /* transfers need it; the rest of the console works without */ }
+}
+
+function openTransfer() {
+  const select = $('transfer-to');
+  select.replaceChildren(
+    el('optgroup', { label: 'Team' }, ...state.teams.map((t) => el('option', { value: `team:${t.name}`, text: t.label }))),
+    el('optgroup', { label: 'Colleague' }, ...state.colleagues.map((a) => el('option', { value: `agent:${a.name}`, text: `${a.name} (${a.status})` }))));
+  $('transfer-note').value = '';
+  $('transfer').hidden = false;
+  $('transfer-note').focus();
+}
+
+async function sendTransfer() {
+  const [kind, name] = $('transfer-to').value.split(/:(.*)/s);
+  const body = { note: $('transfer-note').value.trim() };
+  body[kind === 'team' ? 'team' : 'agent'] = name;
+  const ok = await chatAction('transfer', body);
+  if (ok) $('transfer').hidden = true;
 }
 
 function onLiveTurn(id, turn) {
@@ -617,9 +738,15 @@ function bindEvents() {
   $('back-to-list').addEventListener('click', () => {
     state.openId = null;
     state.chat = null;
+    sendViewing();
     renderChat();
     renderQueue();
   });
+  $('note-send').addEventListener('click', sendNote);
+  $('followup-done').addEventListener('click', () => chatAction('followup/done'));
+  $('transfer-open').addEventListener('click', openTransfer);
+  $('transfer-send').addEventListener('click', sendTransfer);
+  $('transfer-cancel').addEventListener('click', () => { $('transfer').hidden = true; });
   $('handback').addEventListener('click', () => chatAction('handback'));
   $('close-chat').addEventListener('click', closeChat);
   $('suggest-send').addEventListener('click', sendSuggestion);
@@ -647,6 +774,7 @@ async function initConsole() {
   }
   connect();
   loadCanned();
+  loadTeams();
   loadQueue().catch((err) => showError(err.message));
   setInterval(tickWaitTimes, 15000);
 }

@@ -1,0 +1,280 @@
+"""Routing and the agent's tools through the real stack: a billing chat offered to the
+billing agent and moving on when they do not take it, someone without the skill kept out
+while a skilled colleague is online, a transfer to technical support with a note (the
+customer asked nothing again), chats coming back first in line when their agent logs out,
+notes that never reach the customer, who else is viewing, and the customer's past
+conversations on the card."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from urllib.parse import quote
+
+import pytest
+import requests
+from redis.asyncio import Redis
+
+from handoff import keys
+from tests.e2e.clients import Agent
+from tests.e2e.conftest import Stack, new_sender
+
+PASSWORD = "routing test password"
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 240))
+
+
+@pytest.fixture(scope="module")
+def team(stack: Stack) -> dict[str, str]:
+    stack.add_agent("billy", PASSWORD, teams="billing", languages="en")
+    stack.add_agent("bella", PASSWORD, teams="billing")
+    stack.add_agent("tina", PASSWORD, teams="technical")
+    return {"billing": "billy", "billing2": "bella", "technical": "tina"}
+
+
+async def only_these_online(stack: Stack, names: set[str]) -> None:
+    """Agents other modules left online would get offers too: this test's team is alone."""
+    address = stack.settings.redis
+    redis = Redis(host=address.host, port=address.port, db=address.db, password=address.password)
+    try:
+        for raw in await redis.smembers(keys.AGENTS):
+            name = raw.decode()
+            if name not in names:
+                await redis.hset(keys.agent(name), mapping={"status": "offline", "auto_away": ""})
+    finally:
+        await redis.close()
+
+
+def billing_handoff(stack: Stack) -> str:
+    sender = new_sender()
+    assert stack.say(sender, "how do I pay my bill")
+    reply = stack.say(sender, "I want to talk to a person")
+    assert any("support team" in (m.get("text") or "").lower() for m in reply), reply
+    return f"rest:{sender}"
+
+
+def offered(push: dict, conversation: str) -> bool:
+    return push.get("type") == "offer" and push.get("conversation_id") == conversation
+
+
+def test_a_chat_is_offered_to_the_skilled_agent_and_moves_on_when_not_taken(stack: Stack, team: dict) -> None:
+    async def scenario() -> None:
+        async with (
+            Agent(stack.console_url, "billy", PASSWORD) as billy,
+            Agent(stack.console_url, "bella", PASSWORD) as bella,
+            Agent(stack.console_url, "tina", PASSWORD) as tina,
+        ):
+            for agent in (billy, bella, tina):
+                await agent.connect()
+            await only_these_online(stack, {"billy", "bella", "tina"})
+            conversation = await asyncio.to_thread(billing_handoff, stack)
+            status, chat = await billy.get(f"/api/chats/{conversation}")
+            assert chat["card"]["team"] == "billing"
+            first = await asyncio.gather(
+                billy.expect_push(lambda p: offered(p, conversation), timeout=15),
+                bella.expect_push(lambda p: offered(p, conversation), timeout=15),
+                return_exceptions=True,
+            )
+            got = [name for name, r in zip(("billy", "bella"), first, strict=True) if isinstance(r, dict)]
+            assert len(got) == 2, first  # offered to one, then (3 s untaken) to the other
+            # Technical support may not take a billing chat while billing people are online.
+            status, body = await tina.post(f"/api/chats/{conversation}/claim")
+            assert status == 409 and "Billing" in body["error"], body
+            # Whoever has it now takes it.
+            status, _ = await bella.post(f"/api/chats/{conversation}/claim")
+            assert status == 200
+            await bella.post(f"/api/chats/{conversation}/close")
+
+    run(scenario())
+
+
+def test_transfer_to_technical_with_a_note_and_the_customer_repeats_nothing(stack: Stack, team: dict) -> None:
+    async def scenario() -> None:
+        async with (
+            Agent(stack.console_url, "billy", PASSWORD) as billy,
+            Agent(stack.console_url, "tina", PASSWORD) as tina,
+        ):
+            await billy.connect()
+            await tina.connect()
+            await only_these_online(stack, {"billy", "tina"})
+            conversation = await asyncio.to_thread(billing_handoff, stack)
+            assert (await billy.post(f"/api/chats/{conversation}/claim"))[0] == 200
+            status, _ = await billy.post(f"/api/chats/{conversation}/notes", {"text": "Bill is fine; router red light"})
+            assert status == 200
+            status, body = await billy.post(
+                f"/api/chats/{conversation}/transfer", {"team": "technical", "note": "router reboot done, still red"}
+            )
+            assert status == 200, body
+            await tina.expect_push(lambda p: offered(p, conversation), timeout=15)
+            status, queue = await tina.get("/api/queue")
+            row = next(r for r in queue["waiting"] if r["conversation_id"] == conversation)
+            assert row["team"] == "technical" and row["returned"]
+            newer = [r["position"] for r in queue["waiting"] if not r["returned"]]
+            assert all(row["position"] < p for p in newer), queue["waiting"]  # first in line
+            assert (await tina.post(f"/api/chats/{conversation}/claim"))[0] == 200
+            status, chat = await tina.get(f"/api/chats/{conversation}")
+            assert chat["card"]["team"] == "technical"
+            texts = [n["text"] for n in chat["notes"]]
+            assert "Bill is fine; router red light" in texts
+            assert any("Technical support" in t and "router reboot done, still red" in t for t in texts), texts
+            events = await asyncio.to_thread(stack.tracker, conversation)
+            said = [e.get("text") or "" for e in events["events"] if e.get("event") in ("bot", "user")]
+            assert not any("router red light" in t or "still red" in t for t in said)  # notes never reach them
+            assert any("won't need to repeat" in t for t in said)
+            assert any("this is tina" in t.lower() for t in said)  # the new agent greets
+            assert (await tina.post(f"/api/chats/{conversation}/close"))[0] == 200
+
+    run(scenario())
+
+
+def test_chats_come_back_first_in_line_when_their_agent_logs_out(stack: Stack, team: dict) -> None:
+    async def scenario() -> None:
+        async with (
+            Agent(stack.console_url, "billy", PASSWORD) as billy,
+            Agent(stack.console_url, "bella", PASSWORD) as bella,
+        ):
+            await only_these_online(stack, {"billy", "bella"})
+            conversation = await asyncio.to_thread(billing_handoff, stack)
+            assert (await billy.post(f"/api/chats/{conversation}/claim"))[0] == 200
+            later = await asyncio.to_thread(billing_handoff, stack)  # waits in front of nobody
+            async with billy.http.post(
+                f"{stack.console_url}/logout", headers={"X-Requested-With": "console"}, allow_redirects=False
+            ) as response:
+                assert response.status == 302
+            _status, queue = await bella.get("/api/queue")
+            ids = [r["conversation_id"] for r in queue["waiting"]]
+            assert ids.index(conversation) < ids.index(later)  # it came back ahead of a newer chat
+            assert next(r for r in queue["waiting"] if r["conversation_id"] == conversation)["returned"]
+            for cid in (conversation, later):
+                assert (await bella.post(f"/api/chats/{cid}/claim"))[0] == 200
+                assert (await bella.post(f"/api/chats/{cid}/close"))[0] == 200
+
+    run(scenario())
+
+
+def test_agents_see_who_else_is_viewing_a_chat(stack: Stack, team: dict) -> None:
+    async def scenario() -> None:
+        async with (
+            Agent(stack.console_url, "billy", PASSWORD) as billy,
+            Agent(stack.console_url, "bella", PASSWORD) as bella,
+        ):
+            await billy.connect()
+            await bella.connect()
+            conversation = await asyncio.to_thread(billing_handoff, stack)
+            await billy.ws.send_json({"type": "viewing", "conversation_id": conversation})
+            await bella.ws.send_json({"type": "viewing", "conversation_id": conversation})
+            push = await billy.expect_push(
+                lambda p: p.get("type") == "viewers" and p.get("agents") == ["bella", "billy"], timeout=10
+            )
+            assert push["conversation_id"] == conversation
+            await bella.ws.send_json({"type": "viewing", "conversation_id": None})
+            await billy.expect_push(lambda p: p.get("type") == "viewers" and p.get("agents") == ["billy"], timeout=10)
+            assert (await billy.post(f"/api/chats/{conversation}/claim"))[0] == 200
+            assert (await billy.post(f"/api/chats/{conversation}/close"))[0] == 200
+
+    run(scenario())
+
+
+def test_the_card_shows_the_customers_past_conversations(stack: Stack, team: dict) -> None:
+    """An earlier conversation two days ago (handed to Ann, rated 2) is on today's card."""
+    sender = new_sender()
+    conversation = f"rest:{sender}"
+    two_days_ago = time.time() - 2 * 86400
+    earlier = [
+        {"event": "session_started", "timestamp": two_days_ago},
+        {
+            "event": "user",
+            "timestamp": two_days_ago + 1,
+            "text": "my bill is wrong",
+            "input_channel": "rest",
+            "parse_data": {"intent": {"name": "faq"}},
+        },
+        {
+            "event": "slot",
+            "name": "handoff",
+            "timestamp": two_days_ago + 2,
+            "value": {"reason": "asked_for_human", "team": "billing", "topic": "billing"},
+        },
+        {"event": "pause", "timestamp": two_days_ago + 2},
+        {
+            "event": "bot",
+            "timestamp": two_days_ago + 60,
+            "text": "This is ann",
+            "metadata": {"agent": "ann", "greeting": "x"},
+        },
+        {"event": "resume", "timestamp": two_days_ago + 600, "metadata": {"handoff_end": "closed", "agent": "ann"}},
+        {"event": "slot", "name": "csat", "timestamp": two_days_ago + 700, "value": {"asked": 1.0, "score": 2}},
+    ]
+    url = f"{stack.settings.rasa_url}/conversations/{quote(conversation, safe=':')}/tracker/events"
+    assert requests.post(url, params={"token": stack.token}, json=earlier, timeout=30).status_code == 200
+    stack.say(sender, "I want to talk to a person")
+
+    async def scenario() -> None:
+        async with Agent(stack.console_url, "billy", PASSWORD) as billy:
+
+            async def history() -> dict | None:
+                _status, chat = await billy.get(f"/api/chats/{conversation}")
+                found = chat["card"]["history"]
+                return found if found["count"] else None
+
+            found = None
+            for _ in range(40):
+                if found := await history():
+                    break
+                await asyncio.sleep(0.25)
+            assert found and found["count"] == 1 and found["handed_off"] == 1, found
+            (past,) = found["recent"]
+            assert past["reason"] == "asked_for_human" and past["agent"] == "ann" and past["rating"] == 2
+            assert (await billy.post(f"/api/chats/{conversation}/claim"))[0] == 200  # leave the queue empty
+            assert (await billy.post(f"/api/chats/{conversation}/close"))[0] == 200
+
+    run(scenario())
+
+
+def test_out_of_reach_a_customer_leaves_an_address_and_an_agent_marks_the_follow_up_done(
+    stack: Stack, team: dict
+) -> None:
+    """Nobody online: the bot offers to be contacted; a wrong address gets a clear word, a
+    real one makes a follow-up with the whole transcript; done gives the chat to the bot."""
+
+    async def scenario() -> None:
+        await only_these_online(stack, set())
+        sender = new_sender()
+        conversation = f"rest:{sender}"
+        await asyncio.to_thread(stack.say, sender, "my router shows a red light")
+        reply = await asyncio.to_thread(stack.say, sender, "I want to talk to a person")
+        assert any("e-mail address or phone number" in (m.get("text") or "") for m in reply), reply
+        await asyncio.to_thread(stack.say, sender, "write to anna@@example")
+
+        def said() -> list[str]:
+            events = stack.tracker(conversation)["events"]
+            return [e.get("text") or "" for e in events if e.get("event") == "bot"]
+
+        for _ in range(40):
+            if any("doesn't look like" in t for t in said()):
+                break
+            await asyncio.sleep(0.25)
+        assert any("doesn't look like" in t for t in said())
+        await asyncio.to_thread(stack.say, sender, "ok it is anna.k@example.lv")
+        for _ in range(40):
+            if any("anna.k@example.lv" in t and "contact you" in t for t in said()):
+                break
+            await asyncio.sleep(0.25)
+        assert any("anna.k@example.lv" in t and "contact you" in t for t in said()), said()
+        async with Agent(stack.console_url, "bella", PASSWORD) as bella:
+            status, queue = await bella.get("/api/queue")
+            row = next(r for r in queue["waiting"] if r["conversation_id"] == conversation)
+            assert row["contact"] == "anna.k@example.lv"
+            status, chat = await bella.get(f"/api/chats/{conversation}")
+            texts = [t["text"] for t in chat["transcript"]]
+            assert "my router shows a red light" in texts and chat["contact"] == "anna.k@example.lv"
+            status, body = await bella.post(f"/api/chats/{conversation}/followup/done")
+            assert status == 200, body
+            status, chat = await bella.get(f"/api/chats/{conversation}")
+            assert chat["state"] == "closed"
+        reply = await asyncio.to_thread(stack.say, sender, "how do I pay my bill")
+        assert reply and not any("rate" in (m.get("text") or "").lower() for m in reply)  # the bot answers again
+
+    run(scenario())
