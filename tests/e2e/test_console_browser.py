@@ -35,6 +35,15 @@ def chromium() -> str:
     return path
 
 
+async def log_in(page, stack: Stack, name: str) -> None:
+    """The console's login form, as an agent fills it in."""
+    await page.goto(f"{stack.console_url}/login")
+    await page.get_by_test_id("login-name").fill(name)
+    await page.get_by_test_id("login-password").fill(PASSWORD)
+    await page.get_by_test_id("login-submit").click()
+    await page.wait_for_url(f"{stack.console_url}/")
+
+
 def test_agent_logs_in_takes_a_chat_and_replies_in_the_browser(stack: Stack, tmp_path: Path) -> None:
     stack.add_agent("erin", PASSWORD)
     sender = new_webchat_id()
@@ -106,11 +115,7 @@ def test_an_agent_works_a_chat_on_a_phone(stack: Stack) -> None:
             page = await browser.new_page(viewport={"width": 375, "height": 667}, is_mobile=True, has_touch=True)
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await page.goto(f"{stack.console_url}/login")
-            await page.get_by_test_id("login-name").fill("pia")
-            await page.get_by_test_id("login-password").fill(PASSWORD)
-            await page.get_by_test_id("login-submit").click()
-            await page.wait_for_url(f"{stack.console_url}/")
+            await log_in(page, stack, "pia")
             await no_overflow(page)
 
             await customer.say("I want to speak to a human, please")
@@ -152,11 +157,7 @@ def test_notes_stay_with_agents_and_a_transfer_is_two_clicks(stack: Stack) -> No
             page = await browser.new_page(viewport={"width": 1280, "height": 800})
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await page.goto(f"{stack.console_url}/login")
-            await page.get_by_test_id("login-name").fill("nora")
-            await page.get_by_test_id("login-password").fill(PASSWORD)
-            await page.get_by_test_id("login-submit").click()
-            await page.wait_for_url(f"{stack.console_url}/")
+            await log_in(page, stack, "nora")
             await customer.say("I want to speak to a human, please")
             await customer.expect_text("support team")
             item = page.locator(f'[data-testid="queue-item"][data-conversation-id="{sender}"]')
