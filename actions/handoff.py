@@ -41,6 +41,15 @@ def redis() -> Redis:
     return _redis
 
 
+def named(events: list[dict[str, Any]]) -> str | None:
+    """The name a channel gave with any of the customer's messages, the latest first."""
+    for event in reversed(events):
+        name = (event.get("metadata") or {}).get("customer_name") if event.get("event") == "user" else None
+        if isinstance(name, str) and name.strip():
+            return name
+    return None
+
+
 def about(kb: KnowledgeBase, guide_state: Any, matches: list[dict[str, Any]]) -> Entry | None:
     """The entry the conversation was about: the guide under way, else the latest entry the
     bot answered or offered."""
@@ -79,7 +88,7 @@ class ActionHandoff(Action):
         card = Card(
             conversation_id=tracker.sender_id,
             channel=tracker.get_latest_input_channel() or "unknown",
-            customer_name=tracker.get_slot("customer_name") or metadata.get("customer_name"),
+            customer_name=tracker.get_slot("customer_name") or metadata.get("customer_name") or named(tracker.events),
             vip=bool(tracker.get_slot("vip")),  # set by trusted code only, never by the customer
             created_at=time.time(),
             **fields,

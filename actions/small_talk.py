@@ -41,6 +41,18 @@ def knowledge_base_knows(tracker: Tracker) -> bool:
     return match.decision == ANSWER and match.score >= KNOWN_SCORE
 
 
+def returning_name(tracker: Tracker) -> str | None:
+    """The first name of a customer who has talked to us before (an earlier session), when a
+    channel told us their name (the widget's logged-in user, WhatsApp's or Messenger's
+    profile); ``None`` for a first visit or an unknown name."""
+    metadata = (tracker.latest_message or {}).get("metadata") or {}
+    name = tracker.get_slot("customer_name") or metadata.get("customer_name")
+    if not isinstance(name, str) or not name.split():
+        return None
+    sessions = sum(1 for event in tracker.events if event.get("event") == "session_started")
+    return name.split()[0][:40] if sessions > 1 else None
+
+
 class ActionSmallTalk(Action):
     def name(self) -> str:
         return "action_small_talk"
@@ -62,5 +74,7 @@ class ActionSmallTalk(Action):
             return again
         buttons = [human_button(language)] if intent in ("deny", "nonsense", "out_of_scope") else []
         buttons = with_resume_button(tracker, buttons, language)
-        dispatcher.utter_message(text=say(REPLIES.get(intent, "not_understood"), language), buttons=buttons)
+        name = returning_name(tracker) if intent == "greet" else None
+        text = say("greet_back", language, name=name) if name else say(REPLIES.get(intent, "not_understood"), language)
+        dispatcher.utter_message(text=text, buttons=buttons)
         return [SlotSet(LANGUAGE_SLOT, language)]

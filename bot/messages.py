@@ -13,6 +13,14 @@ from datetime import datetime
 FALLBACK = "en"
 
 TEXTS: dict[str, dict[str, str]] = {
+    "greet_back": {
+        "en": "Hi {name}, welcome back! What can I help you with today?",
+        "ru": "Здравствуйте, {name}, рады снова вас видеть! Чем могу помочь сегодня?",
+        "ka": "გამარჯობა, {name}, კეთილი იყოს თქვენი დაბრუნება! რით შემიძლია დაგეხმაროთ დღეს?",
+        "sr": "Zdravo, {name}, drago nam je što ste ponovo tu! Kako mogu da vam pomognem danas?",
+        "lv": "Sveiki, {name}, prieks jūs atkal redzēt! Kā varu jums šodien palīdzēt?",
+        "tl": "Hi {name}, welcome back po! Paano ko po kayo matutulungan ngayon?",
+    },
     "greet": {
         "en": "Hi! I'm Brightline's virtual assistant. Ask me about your bill, plan, order, delivery, returns, "
         "outages or devices.",

@@ -303,7 +303,17 @@ def rasa_env(settings: Settings) -> dict[str, str]:
         "ACTION_TOKEN": action_token(settings),
         **(settings.channels or {}),
         **channel_guard_env(settings),
+        **meta_channel_env(settings),
         **service_env(settings),
+    }
+
+
+def meta_channel_env(settings: Settings) -> dict[str, str]:
+    """What the WhatsApp and Messenger channels read besides ``credentials.yml``."""
+    return {
+        "MEDIA_MAX_BYTES": str(settings.media_max_bytes),
+        "WHATSAPP_TEMPLATE": settings.whatsapp_template,
+        "WHATSAPP_TEMPLATE_LANGUAGE": settings.whatsapp_template_language,
     }
 
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from bot.frustration import FrustrationSettings
 
 ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MEDIA_MAX_BYTES = 10 * 1024 * 1024  # MEDIA_MAX_BYTES (bot/channels/media.py)
 
 
 # What credentials.yml reads for the Meta channels. Rasa refuses to start when a variable
@@ -151,6 +152,11 @@ class Settings:
     redis_password: str = ""
     redis_maxmemory: str = "1gb"
     cors_origins: tuple[str, ...] = ()
+    # WhatsApp and Messenger (bot/channels/media.py, bot/channels/window.py): the largest file a
+    # customer may send an agent, and the approved template for messages after WhatsApp's 24 h.
+    media_max_bytes: int = DEFAULT_MEDIA_MAX_BYTES
+    whatsapp_template: str = ""
+    whatsapp_template_language: str = "en_US"
 
     @property
     def redis(self) -> RedisAddress:
@@ -238,6 +244,23 @@ def _limit(env: Mapping[str, str], name: str, default: Limit) -> Limit:
         raise SettingsError(str(exc)) from None
 
 
+def _template(env: Mapping[str, str]) -> str:
+    raw = (env.get("WHATSAPP_TEMPLATE") or "").strip()
+    if raw and not re.fullmatch(r"[a-z0-9_]{1,512}", raw):
+        raise SettingsError(
+            "WHATSAPP_TEMPLATE must be the name of an approved WhatsApp template (lower-case letters, digits "
+            f"and _), got {raw!r}"
+        )
+    return raw
+
+
+def _template_language(env: Mapping[str, str]) -> str:
+    raw = (env.get("WHATSAPP_TEMPLATE_LANGUAGE") or "en_US").strip()
+    if not re.fullmatch(r"[a-z]{2,3}(_[A-Za-z]{2,4})?", raw):
+        raise SettingsError(f"WHATSAPP_TEMPLATE_LANGUAGE must be a template language code such as en_US, got {raw!r}")
+    return raw
+
+
 def _non_negative(env: Mapping[str, str], name: str, default: float) -> float:
     value = _float(env, name, default)
     if value < 0:
@@ -320,6 +343,9 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: Path | None = 
         turns_per_address=_positive(merged, "TURNS_PER_ADDRESS", DEFAULT_TURNS_PER_ADDRESS),
         rest_token=merged.get("REST_TOKEN") or None,
         webchat_secret=merged.get("WEBCHAT_SECRET") or None,
+        media_max_bytes=_positive(merged, "MEDIA_MAX_BYTES", DEFAULT_MEDIA_MAX_BYTES),
+        whatsapp_template=_template(merged),
+        whatsapp_template_language=_template_language(merged),
     )
     settings.redis  # noqa: B018 - validates REDIS_URL now, not on first use
     return settings

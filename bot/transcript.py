@@ -29,6 +29,10 @@ def turn_from_event(event: dict[str, Any], offered: list[dict[str, Any]] | None 
             turn["client_id"] = metadata["client_id"]
         if isinstance(metadata.get("button_title"), str) and event.get("text", "").startswith("/"):
             turn["button_title"] = metadata["button_title"]
+        attachment = metadata.get("attachment")
+        if isinstance(attachment, dict) and isinstance(attachment.get("id"), str):
+            # An image or document the customer sent during a handoff (bot/channels/media.py).
+            turn["attachment"] = {k: attachment.get(k) for k in ("id", "kind", "mime", "name", "size")}
         return turn
     if kind == "bot":
         metadata = event.get("metadata") or {}

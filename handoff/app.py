@@ -46,7 +46,7 @@ from bot.csat import CSAT_SLOT
 from bot.messages import csat_buttons, say
 from bot.settings import Settings
 from bot.transcript import transcript, turn_from_event
-from handoff import dashboard, editor, followups, keys, notes, routing
+from handoff import dashboard, editor, followups, keys, media, notes, presence, routing, search
 from handoff.agents import SESSION_TTL, AgentError, Agents, LoginBusy, LoginGuard
 from handoff.events import EventConsumer, stop_task
 from handoff.hub import Hub
@@ -188,8 +188,8 @@ def required_role(path: str) -> str | None:
         "/static/dashboard"
     ):
         return "lead"
-    if path in ("/", "/ws", "/api/queue", "/api/canned", "/api/me/status", "/api/teams") or path.startswith(
-        "/api/chats/"
+    if path in ("/", "/ws", "/api/queue", "/api/canned", "/api/me/status", "/api/teams", "/api/search") or (
+        path.startswith(("/api/chats/", "/api/media/"))
     ):
         return "agent"
     return None
@@ -578,12 +578,15 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                     continue
                 if isinstance(data, dict) and data.get("type") == "viewing":
                     await notes.viewing(request.app, socket_, agent, data.get("conversation_id"))
+                elif isinstance(data, dict) and data.get("type") == "typing":
+                    await presence.agent_typing(request.app, socket_, agent, data.get("conversation_id"))
     except REDIS_DOWN as exc:
         log.warning("console socket of %s closed: Redis unreachable: %s", agent, exc)
         await socket_.close(code=aiohttp.WSCloseCode.TRY_AGAIN_LATER, message=b"database unreachable")
     finally:
         services.sockets.pop(socket_, None)
         services.hub.remove(agent, socket_)
+        presence.forget(request.app, socket_)
         with contextlib.suppress(Exception):
             await notes.left(request.app, socket_)
         if agent not in services.hub.agents:
@@ -759,11 +762,12 @@ def create_app(settings: Settings, public_url: str | None = None) -> web.Applica
         kpi_task = asyncio.create_task(services.kpi_consumer.run())
         kpi_trim = asyncio.create_task(trim_loop(redis, settings.kpi_retention_days))
         router = asyncio.create_task(routing.route_loop(app))
+        typing_relay = asyncio.create_task(presence.relay_customer_typing(app))
         sweeper = asyncio.create_task(end_revoked_sockets(app))
         # RETENTION_DAYS: conversations idle longer are deleted about hourly (0: kept).
         retention = asyncio.create_task(retention_loop(redis, settings.retention_days, RETENTION_INTERVAL_S))
         yield
-        for task in (services.consumer_task, kpi_task, kpi_trim, router, sweeper, retention):
+        for task in (services.consumer_task, kpi_task, kpi_trim, router, typing_relay, sweeper, retention):
             await stop_task(task)
         await services.hub.close_all()
         await session.close()
@@ -791,6 +795,9 @@ def create_app(settings: Settings, public_url: str | None = None) -> web.Applica
     routing.add_routes(app, settings.teams_file)
     notes.add_routes(app)
     followups.add_routes(app)
+    presence.add_routes(app)
+    media.add_routes(app)
+    search.add_routes(app)
     app.router.add_static("/static/", STATIC)
     return app
 

@@ -36,8 +36,8 @@ async def on_customer_message(app: web.Application, chat: Chat, event: dict[str,
     if chat.state != WAITING or chat.followup != "offered":
         return
     text = str(event.get("text") or "")
-    if text.startswith("/"):
-        return  # a button
+    if text.startswith("/") or (event.get("metadata") or {}).get("attachment"):
+        return  # a button, or a file: not an address
     services = _services(app)
     found = contact_in(text)
     language = chat.card.language

@@ -37,6 +37,10 @@ EVENT_STREAM = DEFAULT_STREAM
 EVENT_GROUP = "handoff"
 RETENTION_LEASE = "handoff:retention:lease"
 KPI_FACTS = "kpi:facts"
+# Pub/sub channels, not keys: typing indicators between the widget (Rasa's process) and the
+# consoles (the handoff service). Nothing is stored; a lost one is a lost "is typing".
+TYPING_CUSTOMER = "typing:customer"  # {"conversation_id"}
+TYPING_AGENT = "typing:agent"  # {"conversation_id", "agent"}
 KPI_GROUP = "kpis"  # the event stream's second consumer group: every event, batched
 
 

@@ -85,10 +85,22 @@ KINDS = (
     "kpi_facts",
     "kpi_customer",
     "notes",
+    "media",
+    "channel_state",
     "channel_seen",
     "rate_limit",
 )
-WHOLE_KEYS = ("tracker", "lock", "handoff_chat", "notes", "kpi_customer", "channel_seen", "rate_limit")
+WHOLE_KEYS = (
+    "tracker",
+    "lock",
+    "handoff_chat",
+    "notes",
+    "kpi_customer",
+    "media",
+    "channel_state",
+    "channel_seen",
+    "rate_limit",
+)
 
 BATCH = 1000  # stream entries per XRANGE, keys per SCAN step, ids per XDEL
 PURGE_BATCH = 200  # conversations deleted together (one pass over each stream)
@@ -212,6 +224,9 @@ async def locate(
             exact[lock_key(cid)] = ("lock", cid)
         exact[keys.chat(cid)] = ("handoff_chat", cid)
         exact[keys.notes(cid)] = ("notes", cid)
+        # The Meta channels' windows and profile names (bot/channels/window.py, messenger.py).
+        exact[f"channel:last_inbound:{cid}"] = ("channel_state", cid)
+        exact[f"channel:profile:{cid}"] = ("channel_state", cid)
         if with_figures:
             exact[keys.customer_facts(cid)] = ("kpi_customer", cid)
         exact.update((key, ("rate_limit", cid)) for key in rate_limit_keys(cid))
@@ -240,6 +255,9 @@ async def locate(
         for member in await redis.hkeys(key):
             if (cid := _s(member)) in ids:
                 found[cid].items["unread"].append(key)
+    async for key in _scan(redis, "media:*"):  # files customers sent (bot/channels/media.py)
+        if (cid := _s(await redis.hget(key, "conversation") or b"")) in ids:
+            found[cid].items["media"].append(key)
     async for key in _scan(redis, SEEN_PREFIX + "*"):
         owner = meta_seen.get(key) or await _seen_owner_in(redis, key, ids)
         if owner is not None:
@@ -331,6 +349,18 @@ async def export_conversation(redis: Redis, conversation_id: str) -> dict[str, A
     for key in found.items["unread"]:
         count = await redis.hget(key, conversation_id)
         items["unread"].append({"key": key, "agent": key.removeprefix(keys.unread("")), "count": _s(count)})
+    for key in found.items["media"]:  # what was stored, not the file itself
+        names = ("mime", "name", "size", "kind", "at")
+        info = await redis.hmget(key, *names)
+        fields = {name: None if v is None else _s(v) for name, v in zip(names, info, strict=True)}
+        items["media"].append({"key": key, **fields})
+    for key in found.items["kpi_customer"]:
+        facts = [_json_or_text(fields.get(b"f", fields.get("f"))) for _, fields in await redis.xrange(key)]
+        items["kpi_customer"].append({"key": key, "facts": facts})
+    for key in found.items["channel_state"]:
+        items["channel_state"].append({"key": key, "value": _s(await redis.get(key) or b"")})
+    for key in found.items["notes"]:
+        items["notes"].append({"key": key, "value": [_json_or_text(n) for n in await redis.lrange(key, 0, -1)]})
     for key in found.items["channel_seen"] + found.items["rate_limit"]:
         kind = "channel_seen" if key.startswith(SEEN_PREFIX) else "rate_limit"
         value, ttl = await redis.get(key), await redis.ttl(key)

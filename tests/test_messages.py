@@ -69,6 +69,7 @@ def test_say_answers_in_the_customers_language(language: str, key: str, values: 
 def test_say_fills_every_placeholder_in_every_language() -> None:
     values = {"position": 2, "minutes": 4, "agent": "Nino", "hours": "Mon-Fri 08:00-20:00", "zone": "Europe/Riga"}
     values["contact"] = "anna@example.lv"
+    values["name"] = "Anna"
     for key in TEXTS:
         for language in LANGUAGES:
             text = say(key, language, back="BACK", **values)

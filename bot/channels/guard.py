@@ -121,6 +121,32 @@ def client_metadata(raw: Any) -> dict[str, str]:
     return kept
 
 
+# A file a customer sent, as the channel stored it (bot/channels/media.py). Never taken from
+# a client: only the WhatsApp and Messenger channels add it, after storing the file, so no
+# widget or REST caller can point an agent at another conversation's file.
+_ATTACHMENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+ATTACHMENT_TEXT = {"kind": 16, "mime": 100, "name": 100}
+MAX_ATTACHMENT_SIZE = 2**31
+
+
+def attachment_metadata(raw: Any) -> dict[str, Any] | None:
+    """The ``attachment`` of a user message, cleaned and bounded: ``id``, ``kind``, ``mime``,
+    ``name`` (strings) and ``size`` (bytes); ``None`` unless the id and size are sound."""
+    if not isinstance(raw, dict):
+        return None
+    media_id, size = raw.get("id"), raw.get("size")
+    if not isinstance(media_id, str) or not _ATTACHMENT_ID.fullmatch(media_id):
+        return None
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size < MAX_ATTACHMENT_SIZE:
+        return None
+    kept: dict[str, Any] = {"id": media_id}
+    for key, limit in ATTACHMENT_TEXT.items():
+        value = raw.get(key)
+        kept[key] = clean_text(value)[:limit] if isinstance(value, str) else ""
+    kept["size"] = size
+    return kept
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What a channel does with a message: pass ``text`` on, or answer ``reply``."""

@@ -18,7 +18,14 @@ Both products deliver webhooks the same way, so the guarantees live here once:
   that arrives while the first is still running, or from a sender over the rate limit, is
   asked to come back later (429); a message that failed is answered 503.
 * **Sending never crashes a turn.** :class:`GraphApi` raises :class:`GraphApiError` with
-  Meta's own error message; the output channels log it and carry on.
+  Meta's own error message; the output channels log it and carry on. A message Meta would
+  refuse because the customer's reply window has closed (:mod:`bot.channels.window`) is
+  not even sent: :class:`OutsideWindow`, logged the same way. Raising it out of the output
+  channel instead would make Rasa's HTTP API answer 500 and drop the agent's reply from
+  the transcript (Rasa saves the tracker only after the side effects succeeded).
+* **Files only while a person is on the chat** (:mod:`bot.channels.media`): an image or a
+  document sent during a handoff is rate-limited like text, then fetched, checked and kept
+  for the agent; the user message says ``[image] caption`` and carries ``attachment``.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ from sanic.response import HTTPResponse
 from bot.channels.guard import (
     ChannelGuard,
     MessageLedger,
+    Verdict,
+    attachment_metadata,
     check_text,
     clean_text,
     client_metadata,
@@ -56,6 +65,8 @@ from bot.channels.guard import (
     stored_message_ids,
     strict_store_listener,
 )
+from bot.channels.media import MediaReceiver, MediaRef, attachment_text, clean_name
+from bot.channels.window import OPEN, ReplyWindow
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +177,8 @@ def verification_response(request: Request, verify_token: str, channel: str) -> 
 @dataclass(frozen=True)
 class Inbound:
     """One customer message from a webhook. ``text`` is ``None`` for what we cannot read
-    (images, locations, stickers, ...): the customer is told so and Rasa never sees it."""
+    (locations, stickers, ...): the customer is told so and Rasa never sees it. A file
+    (``media``) is passed on during a handoff only (:mod:`bot.channels.media`)."""
 
     message_id: str
     sender_id: str
@@ -174,9 +186,16 @@ class Inbound:
     kind: str
     customer_name: str | None = None
     button_title: str | None = None  # the title of the button or list row tapped, for agents
+    media: MediaRef | None = None
+    notify: bool = True  # False: the text-only notice went with another part of the same message
 
-    def metadata(self) -> dict[str, Any]:
-        return client_metadata({"customer_name": self.customer_name, "button_title": self.button_title})
+    def metadata(self, attachment: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The user message's metadata: the customer's name, the tapped button's title and
+        a stored file's ``attachment`` (``{id, kind, mime, name, size}``), each cleaned."""
+        kept: dict[str, Any] = client_metadata({"customer_name": self.customer_name, "button_title": self.button_title})
+        if (cleaned := attachment_metadata(attachment)) is not None:
+            kept["attachment"] = cleaned
+        return kept
 
 
 def as_dict(value: Any) -> dict[str, Any]:
@@ -249,6 +268,21 @@ class RetryLater(Exception):
         self.failed = failed
 
 
+@dataclass(frozen=True)
+class Intake:
+    """What a Meta channel does with a message besides passing its text on.
+
+    ``window`` records when the customer last wrote (Meta's reply windows,
+    :mod:`bot.channels.window`); ``media`` receives files during a handoff
+    (:mod:`bot.channels.media`); ``names`` finds a customer's name the webhook lacks
+    (Messenger's profile lookup). Each is optional.
+    """
+
+    window: ReplyWindow | None = None
+    media: MediaReceiver | None = None
+    names: Callable[[str], Awaitable[str | None]] | None = None
+
+
 _running: set[asyncio.Task] = set()
 
 
@@ -260,6 +294,7 @@ async def deliver(
     output: OutputChannel,
     on_new_message: Callable[[UserMessage], Awaitable[Any]],
     guard: ChannelGuard | None = None,
+    intake: Intake | None = None,
 ) -> None:
     """Hand each new message to Rasa (or answer it politely), once.
 
@@ -275,7 +310,9 @@ async def deliver(
         )
         if not message.message_id or not message.sender_id:
             continue
-        task = asyncio.ensure_future(_deliver_one(message, channel, dedupe, output, on_new_message, guard))
+        task = asyncio.ensure_future(
+            _deliver_one(message, channel, dedupe, output, on_new_message, guard, intake or Intake())
+        )
         _running.add(task)
         task.add_done_callback(_running.discard)
         try:
@@ -300,10 +337,14 @@ async def _deliver_one(
     output: OutputChannel,
     on_new_message: Callable[[UserMessage], Awaitable[Any]],
     guard: ChannelGuard | None = None,
+    intake: Intake | None = None,
 ) -> bool:
     """False when another delivery of the same message is still in flight, or the sender
     is over their rate limit (Meta delivers it again later: nothing is lost)."""
+    intake = intake or Intake()
     conversation = conversation_id(channel, message.sender_id)
+    if intake.window is not None:  # any message opens the window, even one we do not pass on
+        await intake.window.record(message.sender_id)
     state = await dedupe.claim(message.message_id)
     if state in (Deduplicator.IN_FLIGHT, Deduplicator.DONE):
         log.info("%s message %s already %s; not handled again", channel, message.message_id, state)
@@ -314,13 +355,20 @@ async def _deliver_one(
         await dedupe.done(message.message_id)  # stored just before a crash: not again
         return True
     try:
-        if message.text is None:
-            log.info(
-                "%s %s message from %s answered with the text-only notice", channel, message.kind, message.sender_id
-            )
-            await output.send_text_message(message.sender_id, ONLY_TEXT)
+        handoff, language = False, None
+        if message.media is not None and intake.media is not None:
+            handoff, language = await intake.media.handoff_language(conversation)
+        if message.media is not None and handoff:
+            text = attachment_text(message.media.kind, clean_name(message.media.name), message.media.caption)
         else:
-            verdict = await guard.admit(conversation, None, message.text) if guard else check_text(message.text)
+            text = message.text
+        if text is None:
+            if message.notify:
+                log.info("%s %s message from %s: the text-only notice", channel, message.kind, message.sender_id)
+                await output.send_text_message(message.sender_id, ONLY_TEXT)
+        else:
+            # Rate limits before anything is downloaded: a flood of files costs no traffic.
+            verdict = await guard.admit(conversation, None, text) if guard else check_text(text)
             if verdict.reason == "rate_limited":
                 log.warning("%s sender %s over the rate limit; Meta will redeliver", channel, message.sender_id)
                 await dedupe.release(message.message_id)
@@ -328,20 +376,43 @@ async def _deliver_one(
             if verdict.reason == "too_long":
                 await output.send_text_message(message.sender_id, verdict.reply)
             elif verdict.ok:
-                user_message = UserMessage(
-                    verdict.text,
-                    output,
-                    conversation,
-                    input_channel=channel,
-                    message_id=message.message_id,
-                    metadata=message.metadata(),
-                )
-                await dedupe.holding(message.message_id, on_new_message(user_message))
+                work = _to_rasa(message, verdict, conversation, channel, output, on_new_message, intake, language)
+                await dedupe.holding(message.message_id, work)
     except BaseException:
         await dedupe.release(message.message_id)
         raise
     await dedupe.done(message.message_id)
     return True
+
+
+async def _to_rasa(
+    message: Inbound,
+    verdict: Verdict,
+    conversation: str,
+    channel: str,
+    output: OutputChannel,
+    on_new_message: Callable[[UserMessage], Awaitable[Any]],
+    intake: Intake,
+    language: str | None,
+) -> None:
+    """Fetch a file (during a handoff) and the customer's name, then hand the message to Rasa."""
+    text, attachment = verdict.text, None
+    if message.media is not None and intake.media is not None:
+        received = await intake.media.receive(conversation, message.media, language)
+        if received.reply:
+            await output.send_text_message(message.sender_id, received.reply)
+        text, attachment = clean_text(received.text) or text, received.attachment
+    if message.customer_name is None and intake.names is not None:
+        message = dataclasses.replace(message, customer_name=await intake.names(message.sender_id))
+    user_message = UserMessage(
+        text,
+        output,
+        conversation,
+        input_channel=channel,
+        message_id=message.message_id,
+        metadata=message.metadata(attachment),
+    )
+    await on_new_message(user_message)
 
 
 async def handle_webhook(
@@ -354,13 +425,20 @@ async def handle_webhook(
     output: OutputChannel,
     on_new_message: Callable[[UserMessage], Awaitable[Any]],
     guard: ChannelGuard | None = None,
+    intake: Intake | None = None,
 ) -> HTTPResponse:
     """The whole POST: checks, parsing, delivery; 200 once every message is handled."""
     try:
         payload = await receive_webhook(request, app_secret, channel)
         messages = parse(payload)
         await deliver(
-            messages, channel=channel, dedupe=dedupe, output=output, on_new_message=on_new_message, guard=guard
+            messages,
+            channel=channel,
+            dedupe=dedupe,
+            output=output,
+            on_new_message=on_new_message,
+            guard=guard,
+            intake=intake,
         )
     except WebhookError as exc:
         return exc.response()
@@ -388,17 +466,28 @@ class GraphApiError(RuntimeError):
         self.status = status
         self.code = code
 
+    @property
+    def transient(self) -> bool:
+        """Whether the same call may succeed later (Meta unreachable, 5xx, throttled)."""
+        return self.status is None or self.status >= 500 or self.status == 429
 
-def graph_error(status: int, path: str, body: Any) -> GraphApiError:
+
+class OutsideWindow(GraphApiError):
+    """Meta would refuse this message: the customer's reply window is closed (WhatsApp
+    with no ``WHATSAPP_TEMPLATE``, Messenger after 7 days). Raised before anything is
+    sent and reported like every other failed send: logged, the turn still recorded."""
+
+
+def graph_error(status: int, path: str, body: Any, method: str = "POST") -> GraphApiError:
     error = as_dict(as_dict(body).get("error"))
     message = as_text(error.get("message")) or (body if isinstance(body, str) else "") or "no error message"
     code = error.get("code") if isinstance(error.get("code"), int) else None
     detail = f" (code {code})" if code is not None else ""
-    return GraphApiError(f"Graph API answered {status} to POST {path}: {message[:500]}{detail}", status, code)
+    return GraphApiError(f"Graph API answered {status} to {method} {path}: {message[:500]}{detail}", status, code)
 
 
 class GraphApi:
-    """A small client for Graph API ``POST`` calls, one HTTP session per process.
+    """A small client for Graph API calls, one HTTP session per process.
 
     The base URL and version are configuration (``GRAPH_API_URL``, ``GRAPH_API_VERSION``),
     so tests point it at a local fake. Tokens go in the call, never in log lines.
@@ -425,15 +514,38 @@ class GraphApi:
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
+        return await self._call("POST", path, body, headers, params)
+
+    async def get(
+        self,
+        path: str,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        return await self._call("GET", path, None, headers, params, timeout)
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        limit = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5)) if timeout else None
         try:
-            async with self.session().post(self.url(path), json=body, headers=headers, params=params) as answer:
+            async with self.session().request(
+                method, self.url(path), json=body, headers=headers, params=params, timeout=limit or self.timeout
+            ) as answer:
                 text = await answer.text()
                 try:
                     data: Any = json.loads(text) if text else {}
                 except ValueError:
                     data = text
                 if answer.status >= 400:
-                    raise graph_error(answer.status, path, data)
+                    raise graph_error(answer.status, path, data, method)
                 return as_dict(data)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise GraphApiError(f"cannot reach the Graph API at {self.base_url}: {exc!r}") from exc
@@ -536,6 +648,8 @@ def webhook_blueprint(
     parse: Callable[[Any], list[Inbound]],
     output: Callable[[], OutputChannel],
     on_new_message: Callable[[UserMessage], Awaitable[Any]],
+    redis: Redis | None = None,
+    intake: Intake | None = None,
 ) -> Blueprint:
     """The Sanic routes every Meta channel has: health, subscription check, signed webhook.
 
@@ -545,7 +659,7 @@ def webhook_blueprint(
     from bot.settings import load_settings
 
     blueprint = Blueprint(f"{channel}_webhook", __name__)
-    redis = redis_for_channels()
+    redis = redis if redis is not None else redis_for_channels()
     dedupe = Deduplicator(redis, channel)
     guard = ChannelGuard(redis, channel, guard_settings_from(load_settings()))
     close_session_on_stop(blueprint, graph)
@@ -568,6 +682,7 @@ def webhook_blueprint(
             output=output(),
             on_new_message=on_new_message,
             guard=guard,
+            intake=intake,
         )
 
     blueprint.add_route(health, "/", methods=["GET"])
@@ -579,7 +694,14 @@ def webhook_blueprint(
 class MetaOutput(OutputChannel):
     """What the WhatsApp and Messenger outputs share: turn one Rasa message (a bot turn or an
     agent's reply, whose name is put in front) into the channel's API bodies and send them.
-    Subclasses say how a body looks (``build``, ``media``, ``native``) and where it goes."""
+    Subclasses say how a body looks (``build``, ``media``, ``native``), what Meta accepts
+    outside the 24-hour window (``within_window``) and where it goes (``_post``).
+
+    Every message asks the channel's :class:`~bot.channels.window.ReplyWindow` first; one
+    that Meta would refuse is not sent (:class:`OutsideWindow`, logged like any failed send).
+    """
+
+    window: ReplyWindow | None = None  # None: not tracked, every message is sent as within the window
 
     def build(self, recipient_id: str, text: str, buttons: list[Any] | None = None) -> list[dict[str, Any]]:
         raise NotImplementedError
@@ -591,8 +713,25 @@ class MetaOutput(OutputChannel):
         """A ``custom`` payload already in the channel's own format, or ``None`` to skip it."""
         raise NotImplementedError
 
-    async def _send(self, bodies: list[dict[str, Any]]) -> None:
+    def within_window(self, recipient_id: str, bodies: list[dict[str, Any]], state: str) -> list[dict[str, Any]]:
+        """The bodies to send when the customer's window is ``state`` (``open``,
+        ``human_agent`` or ``closed``); raises :class:`OutsideWindow` when Meta would
+        accept none of them."""
         raise NotImplementedError
+
+    async def _post(self, bodies: list[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+    async def _send(self, recipient_id: str, bodies: list[dict[str, Any]]) -> None:
+        if not bodies:
+            return
+        state = OPEN if self.window is None else await self.window.state(recipient_id)
+        try:
+            bodies = self.within_window(recipient_id, bodies, state)
+        except OutsideWindow as exc:
+            log.error("%s: message to %s not delivered: %s", self.name(), recipient_id, exc)
+            return
+        await self._post(bodies)
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
         recipient_id = local_id(self.name(), recipient_id)
@@ -607,10 +746,12 @@ class MetaOutput(OutputChannel):
         custom = message.get("custom")
         if isinstance(custom, dict) and custom and (native := self.native(recipient_id, custom)):
             bodies.append(native)
-        await self._send(bodies)
+        await self._send(recipient_id, bodies)
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
-        await self._send(self.build(local_id(self.name(), recipient_id), text))
+        recipient_id = local_id(self.name(), recipient_id)
+        await self._send(recipient_id, self.build(recipient_id, text))
 
     async def send_text_with_buttons(self, recipient_id: str, text: str, buttons: list[dict], **kwargs: Any) -> None:
-        await self._send(self.build(local_id(self.name(), recipient_id), text, buttons))
+        recipient_id = local_id(self.name(), recipient_id)
+        await self._send(recipient_id, self.build(recipient_id, text, buttons))

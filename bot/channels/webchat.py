@@ -26,12 +26,16 @@ Configured in ``credentials.yml`` as ``bot.channels.webchat.WebchatInput``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import inspect
+import json
 import logging
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -60,6 +64,7 @@ from bot.channels.meta import redis_for_channels
 from bot.ratelimit import RateLimiter
 from bot.settings import ROOT, load_settings
 from bot.transcript import transcript
+from handoff.keys import TYPING_AGENT, TYPING_CUSTOMER
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +72,8 @@ CHANNEL = "webchat"
 SESSION_ID = re.compile(r"^webchat:[0-9a-f]{32}$")
 MAX_FRAME = 64 * 1024  # the largest socket.io packet accepted; a message is capped far below
 MESSAGE_KEYS = ("text", "buttons", "quick_replies", "image", "attachment", "custom", "agent", "timestamp")
+TYPING_EVERY_S = 2.0  # a customer's "typing" goes to the agent at most this often
+MAX_TYPING_SOCKETS = 10_000
 WIDGET = ROOT / "widget"
 ASSETS: dict[str, tuple[Path, str]] = {
     "widget.js": (WIDGET / "src" / "widget.js", "application/javascript; charset=utf-8"),
@@ -180,6 +187,49 @@ class WebchatInput(SocketIOInput):
             await sio.emit("session_confirm", confirm, room=sid, namespace=self.namespace)
             turns = await self.history(session_id) if resumed else []
             await sio.emit("history", {"messages": turns}, room=sid, namespace=self.namespace)
+
+        typing_sent: dict[str, float] = {}
+
+        async def customer_typing(sid: str, *_: Any) -> None:
+            """The customer is typing: the agent who has the chat sees it (handoff service)."""
+            now = time.monotonic()
+            if now - typing_sent.get(sid, 0.0) < TYPING_EVERY_S:
+                return
+            if len(typing_sent) > MAX_TYPING_SOCKETS:  # bounded, whatever the clients do
+                typing_sent.clear()
+            typing_sent[sid] = now
+            session = await sio.get_session(sid, namespace=self.namespace) or {}
+            if session.get("conversation"):
+                with contextlib.suppress(RedisError):
+                    await redis.publish(TYPING_CUSTOMER, json.dumps({"conversation_id": session["conversation"]}))
+
+        async def relay_agent_typing(app: Any, _loop: Any = None) -> None:
+            """An agent is typing in a widget customer's chat: show it in that widget."""
+
+            async def relay() -> None:
+                while True:
+                    try:
+                        pubsub = redis.pubsub()
+                        await pubsub.subscribe(TYPING_AGENT)
+                        while True:  # short waits: a socket timeout must not end the subscription
+                            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                            if message is None or message.get("type") != "message":
+                                continue
+                            data = json.loads(message["data"])
+                            room = data.get("conversation_id") if isinstance(data, dict) else None
+                            if isinstance(room, str) and room.startswith(f"{CHANNEL}:"):
+                                payload = {"agent": str(data.get("agent") or "")[:64]}
+                                await sio.emit("agent_typing", payload, room=room, namespace=self.namespace)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # Redis away: typing indicators pause, messages do not
+                        log.info("webchat: agent typing relay paused: %r", exc)
+                        await asyncio.sleep(2)
+
+            app.add_task(relay())
+
+        blueprint.listener("after_server_start")(relay_agent_typing)
+        sio.on("typing", customer_typing, namespace=self.namespace)
 
         async def user_message(sid: str, data: dict | None = None, *_: Any) -> dict[str, Any]:
             if in_order.busy(sid):

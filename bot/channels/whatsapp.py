@@ -4,14 +4,22 @@
   ``POST`` the same URL receives messages. Signature, size, JSON and de-duplication rules
   are in :mod:`bot.channels.meta`.
 * Text is passed to Rasa; a tapped button or list row sends its ``id``, which is the Rasa
-  payload (``/faq_choice{...}``, ``/request_human``). Status callbacks are ignored; images,
-  locations, stickers, audio and the like get a polite "text only" answer and never reach
-  Rasa. The sender id is the customer's WhatsApp number (``wa_id``); their profile name
-  goes into the message metadata as ``customer_name`` for the agent's handoff card.
+  payload (``/faq_choice{...}``, ``/request_human``). Status callbacks are ignored. Images
+  and documents sent during a handoff are fetched from the Graph API (``GET /{media id}``
+  for the URL, then the URL, both with the access token) and passed on to the agent
+  (:mod:`bot.channels.media`); otherwise images, documents, locations, stickers, audio and
+  the like get a polite "text only" answer and never reach Rasa. The sender id is the
+  customer's WhatsApp number (``wa_id``); their profile name goes into the message
+  metadata as ``customer_name`` for the agent's handoff card.
 * :meth:`WhatsAppInput.get_output_channel` lets Rasa's HTTP API (``output_channel=latest``)
   deliver an agent's reply; a message carrying ``agent`` metadata starts with their name.
 * Out, WhatsApp's limits shape the message: text over 4096 characters is split; up to
   3 options become reply buttons, 4-10 a list, more several lists.
+* More than 24 hours after the customer's last message WhatsApp accepts only approved
+  templates (:mod:`bot.channels.window`): the text then goes out as ``WHATSAPP_TEMPLATE``
+  (its body's one ``{{1}}`` parameter, at most 1024 characters on one line; buttons and
+  images are dropped). With no template configured nothing is sent and the failure is
+  logged, naming the setting; Meta would refuse free-form text (error 131047).
 
 Configured in ``credentials.yml`` as ``bot.channels.whatsapp.WhatsAppInput``.
 """
@@ -19,28 +27,49 @@ Configured in ``credentials.yml`` as ``bot.channels.whatsapp.WhatsAppInput``.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint
 
+from bot.channels.media import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_TTL_S,
+    DOCUMENT,
+    IMAGE,
+    Download,
+    Fetch,
+    FetchFailed,
+    MediaReceiver,
+    MediaRef,
+    TooLarge,
+    download,
+    media_ttl,
+)
 from bot.channels.meta import (
     MORE_OPTIONS,
     GraphApi,
+    GraphApiError,
     Inbound,
+    Intake,
     MetaOutput,
     Option,
+    OutsideWindow,
     as_dict,
     as_list,
     as_text,
     chunks,
     options_from,
+    redis_for_channels,
     send_all,
     split_text,
     truncate,
     webhook_blueprint,
 )
+from bot.channels.window import OPEN, ReplyWindow
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +91,11 @@ CHOOSE = "Please choose an option:"
 # Messages that are not a question and need no answer: emoji reactions, "number changed"
 # notices, and messages WhatsApp itself deleted.
 SILENT_TYPES = {"reaction", "system", "ephemeral", "request_welcome"}
+# Files: images and documents reach an agent during a handoff; the rest are refused then.
+MEDIA_TYPES = {"image": IMAGE, "document": DOCUMENT, "audio": "audio", "video": "video", "sticker": "sticker"}
+MEDIA_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+TEMPLATE_PARAMETER = 1024  # characters of a template body's parameter
+DEFAULT_TEMPLATE_LANGUAGE = "en_US"
 
 
 # --- inbound ---------------------------------------------------------------------------
@@ -105,7 +139,17 @@ def whatsapp_message(message: dict[str, Any], names: dict[str, str]) -> Inbound 
         return None
     text: str | None = None
     title: str | None = None
-    if kind == "text":
+    media: MediaRef | None = None
+    if kind in MEDIA_TYPES:
+        content = as_dict(message.get(kind))
+        media = MediaRef(
+            MEDIA_TYPES[kind],
+            as_text(content.get("id")),
+            mime=as_text(content.get("mime_type")),
+            name=as_text(content.get("filename")),
+            caption=as_text(content.get("caption")),
+        )
+    elif kind == "text":
         text = as_text(as_dict(message.get("text")).get("body"))
     elif kind == "interactive":
         interactive = as_dict(message.get("interactive"))
@@ -121,7 +165,41 @@ def whatsapp_message(message: dict[str, Any], names: dict[str, str]) -> Inbound 
         title = as_text(button.get("text")) or None
     if text is not None and not text.strip():
         return None
-    return Inbound(message_id, sender, text, kind, names.get(sender) or None, button_title=title)
+    return Inbound(
+        message_id,
+        sender,
+        text,
+        kind,
+        names.get(sender) or None,
+        button_title=title,
+        media=media,
+    )
+
+
+def media_fetcher(graph: GraphApi, access_token: str) -> Fetch:
+    """Fetch a customer's file the Cloud API way: ``GET /{media id}`` gives its URL, type
+    and size, then the URL gives the bytes; both calls carry the access token. The declared
+    size is checked before the download, which stops at the cap anyway."""
+
+    async def fetch(ref: MediaRef, max_bytes: int) -> Download:
+        if not MEDIA_ID.fullmatch(ref.source):
+            raise FetchFailed("the webhook's media id is not one", transient=False)
+        auth = {"Authorization": f"Bearer {access_token}"}
+        try:
+            info = await graph.get(ref.source, headers=auth)
+        except GraphApiError as exc:
+            raise FetchFailed(str(exc), transient=exc.transient) from exc
+        size = info.get("file_size")
+        size = int(size) if isinstance(size, int) or (isinstance(size, str) and size.isdigit()) else None
+        if size is not None and size > max_bytes:
+            raise TooLarge(f"{size} bytes declared by the Graph API")
+        url = as_text(info.get("url"))
+        if not url:
+            raise FetchFailed("the Graph API gave no URL for the media", transient=False)
+        got = await download(graph.session(), url, max_bytes, headers=auth)
+        return Download(got.data, as_text(info.get("mime_type")) or got.mime)
+
+    return fetch
 
 
 # --- outbound --------------------------------------------------------------------------
@@ -195,6 +273,54 @@ def whatsapp_messages(to: str, text: str, buttons: list[Any] | None = None) -> l
     return messages
 
 
+@dataclass(frozen=True)
+class Template:
+    """An approved message template whose body has one ``{{1}}`` parameter: the text."""
+
+    name: str
+    language: str = DEFAULT_TEMPLATE_LANGUAGE
+
+
+def template_message(to: str, template: Template, text: str) -> dict[str, Any]:
+    """A template message carrying ``text`` as its one body parameter: on one line (Meta
+    refuses new lines and runs of spaces in parameters) and at most 1024 characters."""
+    parameter = {"type": "text", "text": truncate(text, TEMPLATE_PARAMETER)}
+    return {
+        "messaging_product": "whatsapp",
+        "to": to,
+        "type": "template",
+        "template": {
+            "name": template.name,
+            "language": {"code": template.language},
+            "components": [{"type": "body", "parameters": [parameter]}],
+        },
+    }
+
+
+def shown_text(body: dict[str, Any]) -> str:
+    """The text a customer reads in one of our message bodies ("" for an image)."""
+    if body.get("type") == "text":
+        return as_text(as_dict(body.get("text")).get("body"))
+    if body.get("type") == "interactive":
+        return as_text(as_dict(as_dict(body.get("interactive")).get("body")).get("text"))
+    return ""
+
+
+def outside_window(to: str, bodies: list[dict[str, Any]], template: Template | None) -> list[dict[str, Any]]:
+    """What may go to a customer whose last message is more than 24 hours old: one template
+    with the text of ``bodies`` (buttons and images dropped); :class:`OutsideWindow` when
+    no template is configured or there is no text to carry."""
+    if template is None:
+        raise OutsideWindow(
+            "the customer's last message is more than 24 hours old, so WhatsApp accepts only a template "
+            "message, and WHATSAPP_TEMPLATE is not set; free-form text not sent"
+        )
+    text = "\n".join(part for part in map(shown_text, bodies) if part.strip())
+    if not text.strip():
+        raise OutsideWindow("outside WhatsApp's 24-hour window, and the message has no text a template can carry")
+    return [template_message(to, template, text)]
+
+
 def media_message(to: str, url: str) -> dict[str, Any]:
     return {
         "messaging_product": "whatsapp",
@@ -208,19 +334,36 @@ def media_message(to: str, url: str) -> dict[str, Any]:
 class WhatsAppOutput(MetaOutput):
     """Sends Rasa's messages (bot turns and agent replies) through the Cloud API."""
 
-    def __init__(self, graph: GraphApi, phone_number_id: str, access_token: str) -> None:
+    def __init__(
+        self,
+        graph: GraphApi,
+        phone_number_id: str,
+        access_token: str,
+        window: ReplyWindow | None = None,
+        template: Template | None = None,
+    ) -> None:
         self.graph = graph
         self.phone_number_id = phone_number_id
         self.access_token = access_token
+        self.window = window
+        self.template = template
 
     @classmethod
     def name(cls) -> str:
         return CHANNEL
 
-    async def _send(self, bodies: list[dict[str, Any]]) -> None:
+    async def _post(self, bodies: list[dict[str, Any]]) -> None:
         path = f"{self.phone_number_id}/messages"
         headers = {"Authorization": f"Bearer {self.access_token}"}
         await send_all(self.graph, CHANNEL, path, bodies, headers=headers)
+
+    def within_window(self, recipient_id: str, bodies: list[dict[str, Any]], state: str) -> list[dict[str, Any]]:
+        if state == OPEN:
+            return bodies
+        sent = outside_window(recipient_id, bodies, self.template)
+        name = sent[0]["template"]["name"]
+        log.info("whatsapp: %s last wrote more than 24 hours ago: sent as template %s", recipient_id, name)
+        return sent
 
     def build(self, recipient_id: str, text: str, buttons: list[Any] | None = None) -> list[dict[str, Any]]:
         return whatsapp_messages(recipient_id, text, buttons)
@@ -241,9 +384,15 @@ class WhatsAppInput(InputChannel):
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
+        """``credentials.yml`` gives the secrets; the template and the media cap come from
+        the settings (``WHATSAPP_TEMPLATE``, ``WHATSAPP_TEMPLATE_LANGUAGE``, ``MEDIA_MAX_BYTES``,
+        ``RETENTION_DAYS``)."""
+        from bot.settings import load_settings
+
         if not credentials:
             cls.raise_missing_credentials_exception()
         values = {key: str(value or "") for key, value in credentials.items()}
+        settings = load_settings()
         return cls(
             verify_token=values.get("verify_token", ""),
             app_secret=values.get("app_secret", ""),
@@ -251,6 +400,10 @@ class WhatsAppInput(InputChannel):
             phone_number_id=values.get("phone_number_id", ""),
             graph_api_url=values.get("graph_api_url") or DEFAULT_GRAPH_API_URL,
             graph_api_version=values.get("graph_api_version") or DEFAULT_GRAPH_API_VERSION,
+            template=settings.whatsapp_template,
+            template_language=settings.whatsapp_template_language,
+            media_max_bytes=settings.media_max_bytes,
+            media_ttl_s=media_ttl(settings.retention_days),
         )
 
     def __init__(
@@ -261,19 +414,33 @@ class WhatsAppInput(InputChannel):
         phone_number_id: str,
         graph_api_url: str = DEFAULT_GRAPH_API_URL,
         graph_api_version: str = DEFAULT_GRAPH_API_VERSION,
+        template: str = "",
+        template_language: str = DEFAULT_TEMPLATE_LANGUAGE,
+        media_max_bytes: int = DEFAULT_MAX_BYTES,
+        media_ttl_s: int = DEFAULT_TTL_S,
     ) -> None:
         self.verify_token = verify_token
         self.app_secret = app_secret
         self.access_token = access_token
         self.phone_number_id = phone_number_id
         self.graph = GraphApi(graph_api_url, graph_api_version)
+        self.template = Template(template, template_language or DEFAULT_TEMPLATE_LANGUAGE) if template else None
+        self.redis = redis_for_channels()  # no connection until first use
+        self.window = ReplyWindow(self.redis, CHANNEL)
+        fetch = media_fetcher(self.graph, access_token)
+        self.media = MediaReceiver(self.redis, fetch, max_bytes=media_max_bytes, ttl_s=media_ttl_s)
         if not app_secret:
             log.warning("WHATSAPP_APP_SECRET is not set: the WhatsApp channel refuses every webhook (403)")
         if not access_token or not phone_number_id:
             log.warning("WHATSAPP_ACCESS_TOKEN or WHATSAPP_PHONE_NUMBER_ID is not set: WhatsApp replies will fail")
+        if not template:
+            log.warning(
+                "WHATSAPP_TEMPLATE is not set: messages to customers who last wrote more than 24 hours ago "
+                "(late agent replies) are not sent"
+            )
 
     def get_output_channel(self) -> OutputChannel:
-        return WhatsAppOutput(self.graph, self.phone_number_id, self.access_token)
+        return WhatsAppOutput(self.graph, self.phone_number_id, self.access_token, self.window, self.template)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         return webhook_blueprint(
@@ -284,4 +451,6 @@ class WhatsAppInput(InputChannel):
             parse=lambda payload: parse_whatsapp(payload, self.phone_number_id),
             output=self.get_output_channel,
             on_new_message=on_new_message,
+            redis=self.redis,
+            intake=Intake(window=self.window, media=self.media),
         )

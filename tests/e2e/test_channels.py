@@ -5,16 +5,22 @@ access tokens and records everything the channels send."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import os
 import random
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import redis
 import requests
 
+from bot.channels.media import TOO_LARGE, media_key
 from bot.channels.meta import ONLY_TEXT, sign
+from bot.channels.window import last_inbound_key
 from tests.e2e import fake_graph
 from tests.e2e.clients import Agent
 from tests.e2e.conftest import CHANNEL_SECRETS, Stack, wait_for
@@ -44,7 +50,7 @@ def new_id(prefix: str) -> str:
 
 
 def whatsapp_webhook(number: str, message: dict[str, Any], name: str = "Test Customer") -> dict[str, Any]:
-    message = {"from": number, "id": new_id("wamid."), "timestamp": "1700000000", **message}
+    message = {"from": number, "id": new_id("wamid."), "timestamp": str(int(time.time())), **message}
     value = {
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": "15550001111", "phone_number_id": PHONE_NUMBER_ID},
@@ -62,8 +68,9 @@ def whatsapp_text(number: str, text: str, name: str = "Test Customer") -> dict[s
 
 
 def messenger_webhook(psid: str, **event: Any) -> dict[str, Any]:
-    messaging = {"sender": {"id": psid}, "recipient": {"id": "PAGE_ID"}, "timestamp": 1700000000000, **event}
-    return {"object": "page", "entry": [{"id": "PAGE_ID", "time": 1700000000000, "messaging": [messaging]}]}
+    now = int(time.time() * 1000)
+    messaging = {"sender": {"id": psid}, "recipient": {"id": "PAGE_ID"}, "timestamp": now, **event}
+    return {"object": "page", "entry": [{"id": "PAGE_ID", "time": now, "messaging": [messaging]}]}
 
 
 def messenger_text(psid: str, text: str) -> dict[str, Any]:
@@ -372,3 +379,307 @@ def test_agent_reply_reaches_the_whatsapp_customer(stack: Stack, graph_api: Fake
             assert [r["title"] for r in rows] == ["1", "2", "3", "4", "5"]
 
     asyncio.run(asyncio.wait_for(scenario(), 120))
+
+
+# --- files during a handoff -----------------------------------------------------------
+
+MEDIA_AGENT = "mika"  # takes every chat these tests hand over
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"
+PDF = b"%PDF-1.7\n"
+
+
+def raw_redis(stack: Stack) -> redis.Redis:
+    """The stack's Redis with bytes kept as bytes (a stored file is not text)."""
+    address = stack.settings.redis
+    return redis.Redis(host=address.host, port=address.port, db=address.db, password=address.password)
+
+
+def media_of(stack: Stack, conversation: str) -> list[dict[bytes, bytes]]:
+    """Every file stored for a conversation (``media:*`` hashes naming it)."""
+    client = raw_redis(stack)
+    try:
+        found = [client.hgetall(key) for key in client.scan_iter("media:*", count=1000)]
+    finally:
+        client.close()
+    return [fields for fields in found if fields.get(b"conversation") == conversation.encode()]
+
+
+def hand_over(stack: Stack, graph_api: FakeGraphApi, recipient: str, conversation: str, ask: Any) -> None:
+    """The customer asks for a person (``ask`` posts that webhook) and an agent takes the chat."""
+    stack.add_agent(MEDIA_AGENT, AGENT_PASSWORD, capacity=50)
+
+    async def scenario() -> None:
+        async with Agent(stack.console_url, MEDIA_AGENT, AGENT_PASSWORD) as agent:
+            assert (await asyncio.to_thread(ask)).status_code == 200
+            await asyncio.to_thread(wait_for_text, graph_api, recipient, "in the queue")
+            assert (await agent.post(f"/api/chats/{conversation}/claim"))[0] == 200
+            await asyncio.to_thread(wait_for_text, graph_api, recipient, f"this is {MEDIA_AGENT}")
+
+    asyncio.run(asyncio.wait_for(scenario(), 120))
+    client = raw_redis(stack)
+    try:
+        assert client.hget(f"handoff:chat:{conversation}", "state") == b"assigned"
+    finally:
+        client.close()
+
+
+def whatsapp_handoff(stack: Stack, graph_api: FakeGraphApi) -> str:
+    number = new_number()
+    asks = whatsapp_text(number, "I want to talk to a person", "Ada Customer")
+    hand_over(stack, graph_api, number, f"whatsapp:{number}", lambda: post(stack, WHATSAPP, asks, WA_SECRET))
+    return number
+
+
+def whatsapp_file(media_id: str, kind: str = "image", **content: str) -> dict[str, Any]:
+    return {"type": kind, kind: {"id": media_id, "sha256": "x", **content}}
+
+
+def test_an_image_a_whatsapp_customer_sends_during_a_handoff_reaches_the_agent(
+    stack: Stack, graph_api: FakeGraphApi
+) -> None:
+    number = whatsapp_handoff(stack, graph_api)
+    told = len(graph_api.sent_to(number))
+    data = JPEG + os.urandom(50_000)
+    media_id = graph_api.add_media(data, "image/jpeg")
+    image = whatsapp_file(media_id, caption="The router's lights", mime_type="image/jpeg")
+    answer = post(stack, WHATSAPP, whatsapp_webhook(number, image, "Ada Customer"), WA_SECRET)
+    assert answer.status_code == 200, answer.text
+
+    said = user_events(stack, f"whatsapp:{number}")[-1]
+    assert said["text"] == "[image] The router's lights"
+    attachment = said["metadata"]["attachment"]
+    assert attachment["kind"] == "image" and attachment["mime"] == "image/jpeg" and attachment["size"] == len(data)
+    assert said["metadata"]["customer_name"] == "Ada Customer"
+    client = raw_redis(stack)
+    try:
+        stored = client.hgetall(media_key(attachment["id"]))
+        ttl = client.ttl(media_key(attachment["id"]))
+    finally:
+        client.close()
+    assert stored[b"data"] == data and stored[b"mime"] == b"image/jpeg" and stored[b"kind"] == b"image"
+    assert stored[b"conversation"] == f"whatsapp:{number}".encode() and stored[b"size"] == str(len(data)).encode()
+    assert float(stored[b"at"]) > time.time() - 60 and 29 * 86400 < ttl <= 30 * 86400  # RETENTION_DAYS is 0
+    assert attachment["id"] != media_id  # our own id, never Meta's
+    # Both Graph API calls, each with the WhatsApp token.
+    [info] = graph_api.calls_to(f"/{fake_graph.VERSION}/{media_id}")
+    [download] = graph_api.calls_to(f"/whatsapp/media/{media_id}")
+    for call in (info, download):
+        assert call.method == "GET" and call.status == 200
+        assert call.authorization == f"Bearer {fake_graph.WHATSAPP_TOKEN}"
+    assert len(graph_api.sent_to(number)) == told  # no answer from the bot: a person has the chat
+
+
+def test_a_whatsapp_document_keeps_its_name_for_the_agent(stack: Stack, graph_api: FakeGraphApi) -> None:
+    number = whatsapp_handoff(stack, graph_api)
+    data = PDF + os.urandom(2000)
+    media_id = graph_api.add_media(data, "application/pdf")
+    document = whatsapp_file(media_id, "document", filename="../Invoice March.pdf", mime_type="application/pdf")
+    assert post(stack, WHATSAPP, whatsapp_webhook(number, document), WA_SECRET).status_code == 200
+    said = user_events(stack, f"whatsapp:{number}")[-1]
+    assert said["text"] == "[document: Invoice March.pdf]"
+    assert said["metadata"]["attachment"]["name"] == "Invoice March.pdf"
+    [stored] = media_of(stack, f"whatsapp:{number}")
+    assert stored[b"data"] == data and stored[b"kind"] == b"document" and stored[b"name"] == b"Invoice March.pdf"
+
+
+def test_outside_a_handoff_an_image_gets_the_text_only_notice_and_nothing_is_stored(
+    stack: Stack, graph_api: FakeGraphApi
+) -> None:
+    number = new_number()
+    media_id = graph_api.add_media(JPEG + os.urandom(1000), "image/jpeg")
+    image = whatsapp_file(media_id, caption="look", mime_type="image/jpeg")
+    assert post(stack, WHATSAPP, whatsapp_webhook(number, image), WA_SECRET).status_code == 200
+    assert shown(wait_for_text(graph_api, number, "only read text")) == ONLY_TEXT
+    assert user_events(stack, f"whatsapp:{number}") == []
+    assert media_of(stack, f"whatsapp:{number}") == []
+    assert graph_api.calls_to(f"/{fake_graph.VERSION}/{media_id}") == []  # nothing even looked up
+
+
+def test_an_oversized_file_is_refused_with_a_message_and_nothing_is_stored(
+    stack: Stack, graph_api: FakeGraphApi
+) -> None:
+    number = whatsapp_handoff(stack, graph_api)
+    limit = stack.settings.media_max_bytes
+    media_id = graph_api.add_media(JPEG + bytes(limit), "image/jpeg")
+    image = whatsapp_file(media_id, caption="my bill", mime_type="image/jpeg")
+    assert post(stack, WHATSAPP, whatsapp_webhook(number, image), WA_SECRET).status_code == 200
+    refusal = wait_for_text(graph_api, number, "too large")
+    assert shown(refusal) == TOO_LARGE["en"].format(mb="10")
+    assert media_of(stack, f"whatsapp:{number}") == []
+    assert graph_api.calls_to(f"/whatsapp/media/{media_id}") == []  # the declared size was enough
+    said = user_events(stack, f"whatsapp:{number}")[-1]  # the agent still sees what happened
+    assert said["text"] == "[image not received: too large] my bill" and "attachment" not in said["metadata"]
+
+
+def test_an_image_a_messenger_customer_sends_during_a_handoff_reaches_the_agent(
+    stack: Stack, graph_api: FakeGraphApi
+) -> None:
+    psid = new_psid()
+    graph_api.add_profile(psid, "Mia", "Lopez")
+    asks = messenger_text(psid, "I want to talk to a person")
+    hand_over(stack, graph_api, psid, f"messenger:{psid}", lambda: post(stack, MESSENGER, asks, FB_SECRET))
+    data = b"\x89PNG\r\n\x1a\n" + os.urandom(30_000)
+    url = graph_api.add_file(data, "image/png", "12345_n.png")
+    image = {"mid": new_id("m_"), "attachments": [{"type": "image", "payload": {"url": url}}]}
+    assert post(stack, MESSENGER, messenger_webhook(psid, message=image), FB_SECRET).status_code == 200
+
+    said = user_events(stack, f"messenger:{psid}")[-1]
+    assert said["text"] == "[image]" and said["metadata"]["customer_name"] == "Mia Lopez"
+    attachment = said["metadata"]["attachment"]
+    assert attachment["mime"] == "image/png" and attachment["size"] == len(data)
+    client = raw_redis(stack)
+    try:
+        stored = client.hgetall(media_key(attachment["id"]))
+    finally:
+        client.close()
+    assert stored[b"data"] == data and stored[b"mime"] == b"image/png"
+    assert stored[b"conversation"] == f"messenger:{psid}".encode()
+    [download] = [c for c in graph_api.calls if c.path.startswith("/cdn/") and c.path.endswith("/12345_n.png")]
+    assert download.status == 200 and download.authorization is None  # a CDN link: no token sent
+
+
+def test_a_messenger_customers_profile_name_reaches_the_transcript_and_is_looked_up_once(
+    stack: Stack, graph_api: FakeGraphApi
+) -> None:
+    psid = new_psid()
+    graph_api.add_profile(psid, "Jonas", "Bērziņš")
+    for text in ("how can I pay my bill?", "thanks"):
+        assert post(stack, MESSENGER, messenger_text(psid, text), FB_SECRET).status_code == 200
+    said = user_events(stack, f"messenger:{psid}")
+    assert [e["metadata"].get("customer_name") for e in said] == ["Jonas Bērziņš", "Jonas Bērziņš"]
+    [lookup] = graph_api.calls_to(f"/{fake_graph.VERSION}/{psid}")  # the second message used the cache
+    assert lookup.query["access_token"] == fake_graph.MESSENGER_TOKEN
+    assert lookup.query["fields"] == "first_name,last_name"
+
+
+def test_a_failed_profile_lookup_does_not_hold_up_the_message(stack: Stack, graph_api: FakeGraphApi) -> None:
+    psid = new_psid()  # no profile: the fake answers Meta's "no profile" error
+    assert post(stack, MESSENGER, messenger_text(psid, "how can I pay my bill?"), FB_SECRET).status_code == 200
+    wait_for_text(graph_api, psid, "direct debit")
+    [said] = user_events(stack, f"messenger:{psid}")
+    assert "customer_name" not in said["metadata"]
+
+
+# --- Meta's messaging windows ------------------------------------------------------------
+
+
+def agent_says(stack: Stack, conversation: str, text: str, agent: str = "wendy") -> None:
+    """An agent's reply, appended the way the handoff service does (handoff/rasa_api.py ``say``)."""
+    url = f"{stack.settings.rasa_url}/conversations/{conversation}/tracker/events"
+    params = {"token": stack.token, "execute_side_effects": "true", "output_channel": "latest"}
+    event = {"event": "bot", "text": text, "timestamp": time.time(), "metadata": {"agent": agent}}
+    answer = requests.post(url, params=params, json=[event], timeout=60)
+    assert answer.status_code == 200, answer.text
+
+
+def last_wrote(stack: Stack, graph_api: FakeGraphApi, recipient: str, conversation: str, hours: float) -> None:
+    """Make the customer's last message ``hours`` old, for us and for the fake Meta alike."""
+    at = time.time() - hours * 3600
+    client = raw_redis(stack)
+    try:
+        client.set(last_inbound_key(conversation), f"{at:.3f}", ex=8 * 86400)
+    finally:
+        client.close()
+    graph_api.customer_wrote(recipient, at)
+
+
+def whatsapp_customer(stack: Stack, graph_api: FakeGraphApi) -> str:
+    number = new_number()
+    assert post(stack, WHATSAPP, whatsapp_text(number, "how can I pay my bill?"), WA_SECRET).status_code == 200
+    wait_for_text(graph_api, number, "direct debit")
+    return number
+
+
+def messenger_customer(stack: Stack, graph_api: FakeGraphApi) -> str:
+    psid = new_psid()
+    assert post(stack, MESSENGER, messenger_text(psid, "how can I pay my bill?"), FB_SECRET).status_code == 200
+    wait_for_text(graph_api, psid, "direct debit")
+    return psid
+
+
+def rasa_log(stack: Stack) -> str:
+    return (stack.log_dir / "rasa.log").read_text(errors="replace")
+
+
+def test_an_agent_reply_within_24_hours_reaches_whatsapp_as_text(stack: Stack, graph_api: FakeGraphApi) -> None:
+    number = whatsapp_customer(stack, graph_api)
+    last_wrote(stack, graph_api, number, f"whatsapp:{number}", hours=23)
+    agent_says(stack, f"whatsapp:{number}", "Your refund is on its way.")
+    sent = wait_for_text(graph_api, number, "refund is on its way")
+    assert sent.body["type"] == "text" and shown(sent) == "Wendy: Your refund is on its way."
+
+
+def test_without_a_template_a_late_whatsapp_reply_is_not_sent_and_is_logged(
+    stack: Stack, graph_api: FakeGraphApi
+) -> None:
+    number = whatsapp_customer(stack, graph_api)
+    before = len(graph_api.sent_to(number))
+    last_wrote(stack, graph_api, number, f"whatsapp:{number}", hours=25)
+    agent_says(stack, f"whatsapp:{number}", "Are you still there?")
+    assert wait_for(lambda: f"message to {number} not delivered" in rasa_log(stack), timeout=10)
+    assert "WHATSAPP_TEMPLATE is not set" in rasa_log(stack)
+    assert len(graph_api.sent_to(number)) == before
+    assert graph_api.refused_to(number) == []  # never sent for Meta to refuse
+    bot_texts = [e.get("text") for e in stack.tracker(f"whatsapp:{number}")["events"] if e["event"] == "bot"]
+    assert "Are you still there?" in bot_texts  # the transcript keeps it
+
+
+def test_messenger_replies_carry_the_human_agent_tag_after_24_hours_and_stop_after_7_days(
+    stack: Stack, graph_api: FakeGraphApi
+) -> None:
+    psid = messenger_customer(stack, graph_api)
+    conversation = f"messenger:{psid}"
+    last_wrote(stack, graph_api, psid, conversation, hours=2)
+    agent_says(stack, conversation, "First update.")
+    assert wait_for_text(graph_api, psid, "first update").body["messaging_type"] == "RESPONSE"
+    last_wrote(stack, graph_api, psid, conversation, hours=30)
+    agent_says(stack, conversation, "Second update.")
+    tagged = wait_for_text(graph_api, psid, "second update").body
+    assert tagged["messaging_type"] == "MESSAGE_TAG" and tagged["tag"] == "HUMAN_AGENT"
+    last_wrote(stack, graph_api, psid, conversation, hours=8 * 24)
+    agent_says(stack, conversation, "Third update.")
+    assert wait_for(lambda: f"message to {psid} not delivered" in rasa_log(stack), timeout=10)
+    assert not [s for s in graph_api.sent_to(psid) if "third update" in shown(s).lower()]
+    assert graph_api.refused_to(psid) == []
+
+
+TEMPLATE = "agent_update"
+
+
+@pytest.fixture
+def whatsapp_template(stack: Stack) -> Any:
+    """Rasa restarted with WHATSAPP_TEMPLATE set (and back without it afterwards)."""
+    original = stack.settings
+    stack.settings = dataclasses.replace(original, whatsapp_template=TEMPLATE, whatsapp_template_language="en_GB")
+    stack.restart_rasa()
+    try:
+        yield TEMPLATE
+    finally:
+        stack.settings = original
+        stack.restart_rasa()
+
+
+def test_a_late_agent_reply_reaches_whatsapp_as_the_approved_template(
+    stack: Stack, graph_api: FakeGraphApi, whatsapp_template: str
+) -> None:
+    number = whatsapp_customer(stack, graph_api)
+    last_wrote(stack, graph_api, number, f"whatsapp:{number}", hours=30)
+    long_reply = "Your replacement router ships today.\n\n" + "More details follow. " * 80
+    agent_says(stack, f"whatsapp:{number}", long_reply)
+    sent = wait_for(lambda: [s for s in graph_api.sent_to(number) if s.body.get("type") == "template"], timeout=30)
+    assert sent, [s.body for s in graph_api.sent_to(number)]
+    body = sent[0].body
+    assert body["messaging_product"] == "whatsapp" and body["to"] == number
+    template = body["template"]
+    assert template["name"] == whatsapp_template and template["language"] == {"code": "en_GB"}
+    [component] = template["components"]
+    [parameter] = component["parameters"]
+    assert component["type"] == "body" and parameter["type"] == "text"
+    assert parameter["text"].startswith("Wendy: Your replacement router ships today. More details follow.")
+    assert len(parameter["text"]) <= 1024 and parameter["text"].endswith("…") and "\n" not in parameter["text"]
+    assert graph_api.refused_to(number) == []
+    # Within the window again (the customer answered), replies are plain text once more.
+    assert post(stack, WHATSAPP, whatsapp_text(number, "great, thanks"), WA_SECRET).status_code == 200
+    graph_api.customer_wrote(number, time.time())
+    agent_says(stack, f"whatsapp:{number}", "You're welcome.")
+    assert wait_for_text(graph_api, number, "you're welcome").body["type"] == "text"

@@ -302,6 +302,8 @@ def test_delete_frees_the_agents_slot_and_keeps_neighbouring_ids(redis_port: int
             "kpi_facts": 1,
             "kpi_customer": 0,
             "notes": 0,
+            "media": 0,
+            "channel_state": 0,
             "channel_seen": 1,
             "rate_limit": 1,
         }

@@ -31,7 +31,8 @@ def team(stack: Stack) -> dict[str, str]:
     stack.add_agent("billy", PASSWORD, teams="billing", languages="en")
     stack.add_agent("bella", PASSWORD, teams="billing")
     stack.add_agent("tina", PASSWORD, teams="technical")
-    return {"billing": "billy", "billing2": "bella", "technical": "tina"}
+    stack.add_agent("gus", PASSWORD)  # no skills listed: any chat
+    return {"billing": "billy", "billing2": "bella", "technical": "tina", "any": "gus"}
 
 
 async def only_these_online(stack: Stack, names: set[str]) -> None:
@@ -278,3 +279,108 @@ def test_out_of_reach_a_customer_leaves_an_address_and_an_agent_marks_the_follow
         assert reply and not any("rate" in (m.get("text") or "").lower() for m in reply)  # the bot answers again
 
     run(scenario())
+
+
+def test_search_finds_chats_by_name_words_and_contact(stack: Stack, team: dict) -> None:
+    sender = new_sender()
+    conversation = f"rest:{sender}"
+    body = {"sender": sender, "message": "my fibre modem smells of smoke", "metadata": {"customer_name": "Zelda Quist"}}
+    requests.post(stack.rest_url, json=body, headers=stack.rest_headers, timeout=60).raise_for_status()
+    stack.say(sender, "I want to talk to a person")
+
+    async def scenario() -> None:
+        async with Agent(stack.console_url, "gus", PASSWORD) as gus:
+            for query in ("zelda", "Quist modem", "smells SMOKE"):
+                status, found = await gus.get(f"/api/search?q={quote(query)}")
+                assert status == 200
+                assert conversation in [r["conversation_id"] for r in found["results"]], (query, found)
+            status, found = await gus.get("/api/search?q=zelda+nonexistentword")
+            assert conversation not in [r["conversation_id"] for r in found["results"]]
+            assert (await gus.get("/api/search?q=%20"))[0] == 400
+            assert (await gus.post(f"/api/chats/{conversation}/claim"))[0] == 200
+            assert (await gus.post(f"/api/chats/{conversation}/close"))[0] == 200
+
+    run(scenario())
+
+
+def test_a_returning_customer_is_greeted_by_name(stack: Stack) -> None:
+    sender = new_sender()
+    conversation = f"rest:{sender}"
+    long_ago = time.time() - 3 * 86400
+    earlier = [
+        {"event": "session_started", "timestamp": long_ago},
+        {
+            "event": "user",
+            "timestamp": long_ago + 1,
+            "text": "hi",
+            "input_channel": "rest",
+            "parse_data": {"intent": {"name": "greet"}},
+        },
+    ]
+    url = f"{stack.settings.rasa_url}/conversations/{quote(conversation, safe=':')}/tracker/events"
+    assert requests.post(url, params={"token": stack.token}, json=earlier, timeout=30).status_code == 200
+    body = {"sender": sender, "message": "hello", "metadata": {"customer_name": "Anna Bērziņa"}}
+    reply = requests.post(stack.rest_url, json=body, headers=stack.rest_headers, timeout=60).json()
+    assert any("Anna, welcome back" in (m.get("text") or "") for m in reply), reply
+    first_timer = new_sender()
+    body = {"sender": first_timer, "message": "hello", "metadata": {"customer_name": "Anna Bērziņa"}}
+    reply = requests.post(stack.rest_url, json=body, headers=stack.rest_headers, timeout=60).json()
+    assert not any("welcome back" in (m.get("text") or "") for m in reply), reply
+
+
+def test_files_are_served_to_agents_only_as_safe_types(stack: Stack, team: dict) -> None:
+    """A stored image is served inline and sandboxed, a PDF as a download; an HTML "file" a
+    customer managed to store is never served; nobody signed out gets anything."""
+    import redis as redis_sync
+
+    address = stack.settings.redis
+    r = redis_sync.Redis(host=address.host, port=address.port, db=address.db, password=address.password)
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * 64
+    r.hset(
+        "media:test-image-0001",
+        mapping={
+            "data": png,
+            "mime": "image/png",
+            "name": "router.png",
+            "size": len(png),
+            "conversation": "whatsapp:1",
+            "kind": "image",
+            "at": time.time(),
+        },
+    )
+    r.hset(
+        "media:test-pdf-00001",
+        mapping={
+            "data": b"%PDF-1.4 x",
+            "mime": "application/pdf",
+            "name": "bill.pdf",
+            "size": 10,
+            "conversation": "whatsapp:1",
+            "kind": "document",
+            "at": time.time(),
+        },
+    )
+    r.hset(
+        "media:test-html-0001",
+        mapping={
+            "data": b"<script>alert(1)</script>",
+            "mime": "text/html",
+            "name": "x.html",
+            "size": 25,
+            "conversation": "whatsapp:1",
+            "kind": "document",
+        },
+    )
+    agent = requests.Session()
+    agent.post(f"{stack.console_url}/login", data={"name": "bella", "password": PASSWORD}, timeout=30)
+    image = agent.get(f"{stack.console_url}/api/media/test-image-0001", timeout=30)
+    assert image.status_code == 200 and image.content == png and image.headers["Content-Type"] == "image/png"
+    assert (
+        "sandbox" in image.headers["Content-Security-Policy"] and image.headers["X-Content-Type-Options"] == "nosniff"
+    )
+    pdf = agent.get(f"{stack.console_url}/api/media/test-pdf-00001", timeout=30)
+    assert pdf.status_code == 200 and pdf.headers["Content-Disposition"].startswith("attachment")
+    assert agent.get(f"{stack.console_url}/api/media/test-html-0001", timeout=30).status_code == 404
+    assert agent.get(f"{stack.console_url}/api/media/..%2Fetc", timeout=30).status_code == 404
+    assert requests.get(f"{stack.console_url}/api/media/test-image-0001", timeout=30).status_code == 401
+    r.delete("media:test-image-0001", "media:test-pdf-00001", "media:test-html-0001")

@@ -397,3 +397,34 @@ def test_the_widget_fits_a_phone_screen(stack: Stack) -> None:
             assert browser.errors == []
 
     run(scenario)
+
+
+def test_typing_shows_both_ways_while_a_person_has_the_chat(stack: Stack) -> None:
+    """The agent sees the customer typing; the customer sees "Ulla is typing" dots while the
+    agent writes, which go away when nobody types."""
+    stack.add_agent("ulla", AGENT_PASSWORD)
+
+    async def scenario() -> None:
+        async with Agent(stack.console_url, "ulla", AGENT_PASSWORD) as ulla, widget_browser() as browser:
+            await ulla.connect()
+            page = browser.page
+            sender = await open_widget(page, stack)
+            await ask(page, "I want to talk to a person")
+            await messages(page, "bot", "support team").wait_for(timeout=WAIT_MS)
+            assert (await ulla.post(f"/api/chats/{sender}/claim"))[0] == 200
+            await page.locator('[data-testid="blw-message"]').filter(has_text="this is ulla").wait_for(timeout=WAIT_MS)
+            await page.get_by_test_id("blw-typing").wait_for(state="hidden", timeout=5000)
+
+            await page.wait_for_timeout(2100)  # "typing" goes out at most every 2 s; the last was the question
+            await page.get_by_test_id("blw-input").press_sequentially("my bill", delay=50)
+            await ulla.expect_push(lambda p: p.get("type") == "typing" and p.get("conversation_id") == sender)
+
+            await ulla.ws.send_json({"type": "typing", "conversation_id": sender})
+            dots = page.get_by_test_id("blw-typing")
+            await dots.wait_for(state="visible", timeout=5000)
+            assert await dots.get_attribute("data-agent") == "Ulla"
+            await dots.wait_for(state="hidden", timeout=10_000)  # nobody typing any more
+            assert (await ulla.post(f"/api/chats/{sender}/close"))[0] == 200
+            assert browser.errors == []
+
+    run(scenario)

@@ -16,6 +16,7 @@
   const KEYS = { session: 'brightline.session', token: 'brightline.token', outbox: 'brightline.outbox', open: 'brightline.open' };
   const ACK_TIMEOUT_MS = 15000;   // no ack by then: keep the message and send it again
   const TYPING_MS = 15000;        // the typing dots give up after this long
+  const AGENT_TYPING_MS = 6000;   // an agent's "typing" lasts this long unless it comes again
   const NO_HISTORY_MS = 3000;     // a server that sends no history: start sending anyway
   let MAX_MESSAGE = 2000;         // the server says its own limit in session_confirm
   const HUMAN_PAYLOAD = '/request_human';
@@ -213,7 +214,7 @@
       onkeydown: (e) => {
         if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit(); }
       },
-      oninput: autosize,
+      oninput: () => { autosize(); tellTyping(); },
     });
     ui.send = el('button', { type: 'submit', class: 'blw-send', 'data-testid': 'blw-send', 'aria-label': 'Send' },
       icon('send'));
@@ -460,11 +461,26 @@
     scrollDown();
   }
 
-  function showTyping() {
+  function showTyping(ms = TYPING_MS) {
     ui.typing.hidden = false;
     scrollDown();
     clearTimeout(state.typingTimer);
-    state.typingTimer = setTimeout(hideTyping, TYPING_MS);
+    state.typingTimer = setTimeout(hideTyping, ms);
+  }
+
+  // The agent who has the chat sees that the customer is typing (at most every 2 s).
+  function tellTyping() {
+    const now = Date.now();
+    if (!state.socket || !state.socket.connected || now - (state.typingSent || 0) < AGENT_TYPING_MS / 3) return;
+    state.typingSent = now;
+    state.socket.emit('typing');
+  }
+
+  function onAgentTyping(data) {
+    const name = data && typeof data.agent === 'string' && data.agent ? displayName(data.agent) : 'Our agent';
+    ui.typing.querySelector('.blw-sr').textContent = `${name} is typing`;
+    ui.typing.setAttribute('data-agent', name);
+    showTyping(AGENT_TYPING_MS);
   }
 
   function hideTyping() {
@@ -648,6 +664,7 @@
     });
     socket.on('history', onHistory);
     socket.on('bot_uttered', onBotUttered);
+    socket.on('agent_typing', onAgentTyping);
   }
 
   // ---------- start ----------

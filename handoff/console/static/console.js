@@ -318,6 +318,18 @@ function noteNode(note) {
     el('div', { class: 'turn-text', 'data-testid': 'note-text', text: note.text || '' }));
 }
 
+// An image or document the customer sent while with a person; served by the console.
+function attachmentNode(att) {
+  if (!att || typeof att.id !== 'string') return null;
+  const href = `/api/media/${encodeURIComponent(att.id)}`;
+  const label = `${att.name || (att.kind === 'image' ? 'image' : 'document')}${att.size ? ` (${Math.ceil(att.size / 1024)} KB)` : ''}`;
+  if (att.kind === 'image') {
+    return el('a', { class: 'turn-attachment', href, target: '_blank', rel: 'noopener', 'data-testid': 'attachment' },
+      el('img', { src: href, alt: label, class: 'turn-image' }));
+  }
+  return el('a', { class: 'turn-attachment', href, download: att.name || '', 'data-testid': 'attachment', text: `📎 ${label}` });
+}
+
 function turnNode(turn) {
   const buttons = turn.buttons && turn.buttons.length
     ? el('div', { class: 'turn-buttons', title: 'Buttons the bot offered' },
@@ -328,6 +340,7 @@ function turnNode(turn) {
       el('span', { class: 'turn-who', text: whoText(turn) }),
       turn.timestamp ? el('time', { text: timeText(turn.timestamp) }) : null),
     el('div', { class: 'turn-text', 'data-testid': 'turn-text', text: turn.text || '' }),
+    attachmentNode(turn.attachment),
     buttons);
 }
 
@@ -656,6 +669,55 @@ function handleSocketMessage(msg) {
   else if (msg.type === 'offer') { alertAgent(); loadQueue().catch(() => {}); }
   else if (msg.type === 'note' && msg.conversation_id === state.openId && state.chat) appendNote(msg.note);
   else if (msg.type === 'viewers' && msg.conversation_id === state.openId) renderViewers(msg.agents || []);
+  else if (msg.type === 'typing' && msg.conversation_id === state.openId) showCustomerTyping();
+}
+
+let searchTimer = null;
+function searchItem(s) {
+  return el('li', {
+    class: 'chat-item', 'data-testid': 'search-item', 'data-conversation-id': s.conversation_id,
+    onclick: () => openChat(s.conversation_id),
+  },
+  el('div', { class: 'chat-item-main' },
+    el('div', { class: 'chat-item-title' }, el('span', { class: 'title-text', text: s.customer_name || s.conversation_id })),
+    el('div', { class: 'chat-item-meta' },
+      el('span', { text: reasonText(s.reason) }),
+      el('span', { text: timeText(s.waiting_since) }),
+      el('span', { class: 'badge badge-state', text: s.state }),
+      s.agent && el('span', { text: s.agent }))));
+}
+
+function searchChats() {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(async () => {
+    const q = $('search').value.trim();
+    const list = $('search-results');
+    if (!q) { list.hidden = true; list.replaceChildren(); return; }
+    try {
+      const data = await api('GET', `/api/search?q=${encodeURIComponent(q)}`);
+      const rows = data.results.map(searchItem);
+      list.replaceChildren(...(rows.length ? rows : [el('li', { class: 'empty-row', text: 'No chat matches.' })]));
+      list.hidden = false;
+    } catch (err) {
+      showError(err.message);
+    }
+  }, 300);
+}
+
+let typingTimer = null;
+function showCustomerTyping() {
+  $('customer-typing').hidden = false;
+  clearTimeout(typingTimer);
+  typingTimer = setTimeout(() => { $('customer-typing').hidden = true; }, 5000);
+}
+
+// The customer's widget shows "typing" while the agent writes a reply (at most every 2 s).
+let typingSentAt = 0;
+function tellTyping() {
+  if (!isMine(state.chat) || !socket.ws || socket.ws.readyState !== WebSocket.OPEN) return;
+  if (Date.now() - typingSentAt < 2000) return;
+  typingSentAt = Date.now();
+  socket.ws.send(JSON.stringify({ type: 'typing', conversation_id: state.openId }));
 }
 
 // Tell the server which chat this console shows, so colleagues looking at it see us.
@@ -743,6 +805,8 @@ function bindEvents() {
     renderQueue();
   });
   $('note-send').addEventListener('click', sendNote);
+  $('reply-input').addEventListener('input', tellTyping);
+  $('search').addEventListener('input', searchChats);
   $('followup-done').addEventListener('click', () => chatAction('followup/done'));
   $('transfer-open').addEventListener('click', openTransfer);
   $('transfer-send').addEventListener('click', sendTransfer);
