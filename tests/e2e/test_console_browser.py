@@ -188,3 +188,72 @@ def test_notes_stay_with_agents_and_a_transfer_is_two_clicks(stack: Stack) -> No
             assert (await nora.post(f"/api/chats/{sender}/close"))[0] == 200
 
     asyncio.run(asyncio.wait_for(scenario(), 240))
+
+
+def test_an_image_the_customer_sent_shows_in_the_transcript(stack: Stack) -> None:
+    """A file a WhatsApp customer sent during the handoff (stored by the channel as
+    bot/channels/media.py does) is shown to the agent as an image, loaded from the console."""
+    import base64
+    import time
+
+    import redis as redis_sync
+    import requests
+
+    stack.add_agent("ines", PASSWORD)
+    sender = new_webchat_id()
+    png = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    )
+    address = stack.settings.redis
+    r = redis_sync.Redis(host=address.host, port=address.port, db=address.db, password=address.password)
+    r.hset(
+        "media:console-test-0001",
+        mapping={
+            "data": png,
+            "mime": "image/png",
+            "name": "router.png",
+            "size": len(png),
+            "conversation": sender,
+            "kind": "image",
+            "at": time.time(),
+        },
+    )
+
+    async def scenario() -> None:
+        async with Customer(stack.settings.rasa_url, sender) as customer, async_playwright() as pw:
+            await customer.say("I want to speak to a human, please")
+            await customer.expect_text("support team")
+            attachment = {
+                "id": "console-test-0001",
+                "kind": "image",
+                "mime": "image/png",
+                "name": "router.png",
+                "size": len(png),
+            }
+            event = {
+                "event": "user",
+                "text": "[image] the lights",
+                "timestamp": time.time(),
+                "input_channel": "whatsapp",
+                "metadata": {"attachment": attachment},
+                "parse_data": {"intent": {"name": "faq"}},
+            }
+            url = f"{stack.settings.rasa_url}/conversations/{sender}/tracker/events"
+            assert requests.post(url, params={"token": stack.token}, json=[event], timeout=30).status_code == 200
+            browser = await pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+            page = await browser.new_page(viewport={"width": 1280, "height": 800})
+            await log_in(page, stack, "ines")
+            item = page.locator(f'[data-testid="queue-item"][data-conversation-id="{sender}"]')
+            await item.wait_for(timeout=20_000)
+            await item.get_by_test_id("take-button").click()
+            image = page.get_by_test_id("attachment").locator("img")
+            await image.wait_for(timeout=20_000)
+            await page.wait_for_function(
+                "img => img.complete && img.naturalWidth === 1", arg=await image.element_handle()
+            )
+            await browser.close()
+        async with Agent(stack.console_url, "ines", PASSWORD) as ines:
+            assert (await ines.post(f"/api/chats/{sender}/close"))[0] == 200
+
+    asyncio.run(asyncio.wait_for(scenario(), 240))
+    r.delete("media:console-test-0001")
