@@ -280,6 +280,9 @@ class MessengerOutput(MetaOutput):
     def within_window(self, recipient_id: str, bodies: list[dict[str, Any]], state: str) -> list[dict[str, Any]]:
         return within_messenger_window(bodies, state)
 
+    def typing_body(self, recipient_id: str) -> dict[str, Any] | None:
+        return {"recipient": {"id": recipient_id}, "sender_action": "typing_on"}
+
     def build(self, recipient_id: str, text: str, buttons: list[Any] | None = None) -> list[dict[str, Any]]:
         return messenger_messages(recipient_id, text, buttons)
 

@@ -640,6 +640,38 @@ def close_session_on_stop(blueprint: Any, graph: GraphApi) -> None:
     blueprint.listener("after_server_stop")(close)
 
 
+def relay_agent_typing(blueprint: Any, channel: str, redis: Redis, output: Callable[[], OutputChannel]) -> None:
+    """Follow the agents' "typing" (``keys.TYPING_AGENT``, published by the handoff service
+    for a chat the agent holds) and show it to this channel's customers."""
+    from handoff.keys import TYPING_AGENT
+
+    async def start(app: Any, _loop: Any = None) -> None:
+        async def relay() -> None:
+            while True:
+                try:
+                    pubsub = redis.pubsub()
+                    await pubsub.subscribe(TYPING_AGENT)
+                    while True:  # short waits: a socket timeout must not end the subscription
+                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                        if message is None or message.get("type") != "message":
+                            continue
+                        data = json.loads(message["data"])
+                        conversation = data.get("conversation_id") if isinstance(data, dict) else None
+                        sender = output()
+                        if isinstance(conversation, str) and conversation.startswith(f"{channel}:"):
+                            with contextlib.suppress(GraphApiError):
+                                await sender.typing(local_id(channel, conversation))
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # Redis away: typing pauses, messages do not
+                    log.info("%s: agent typing relay paused: %r", channel, exc)
+                    await asyncio.sleep(2)
+
+        app.add_task(relay())
+
+    blueprint.listener("after_server_start")(start)
+
+
 def webhook_blueprint(
     channel: str,
     verify_token: str,
@@ -664,6 +696,7 @@ def webhook_blueprint(
     guard = ChannelGuard(redis, channel, guard_settings_from(load_settings()))
     close_session_on_stop(blueprint, graph)
     strict_store_listener(blueprint)
+    relay_agent_typing(blueprint, channel, redis, output)
 
     async def health(request: Request) -> HTTPResponse:
         ok, reason = await store_health(redis)
@@ -721,6 +754,20 @@ class MetaOutput(OutputChannel):
 
     async def _post(self, bodies: list[dict[str, Any]]) -> None:
         raise NotImplementedError
+
+    def typing_body(self, recipient_id: str) -> dict[str, Any] | None:
+        """The channel's "typing" signal for an agent writing to ``recipient_id``, if it has one."""
+        return None
+
+    async def typing(self, recipient_id: str) -> None:
+        """Show the customer that an agent is typing, within the window only (a signal is
+        not worth a template)."""
+        body = self.typing_body(recipient_id)
+        if body is None:
+            return
+        state = OPEN if self.window is None else await self.window.state(recipient_id)
+        if state == OPEN:
+            await self._post([body])
 
     async def _send(self, recipient_id: str, bodies: list[dict[str, Any]]) -> None:
         if not bodies:

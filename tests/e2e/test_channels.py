@@ -683,3 +683,21 @@ def test_a_late_agent_reply_reaches_whatsapp_as_the_approved_template(
     graph_api.customer_wrote(number, time.time())
     agent_says(stack, f"whatsapp:{number}", "You're welcome.")
     assert wait_for_text(graph_api, number, "you're welcome").body["type"] == "text"
+
+
+def test_a_messenger_customer_sees_the_agent_typing(stack: Stack, graph_api: FakeGraphApi) -> None:
+    """The agent types in the console: Messenger shows "typing" (sender_action typing_on)."""
+    psid = new_psid()
+    asks = messenger_text(psid, "I want to talk to a person")
+    hand_over(stack, graph_api, psid, f"messenger:{psid}", lambda: post(stack, MESSENGER, asks, FB_SECRET))
+
+    async def scenario() -> None:
+        async with Agent(stack.console_url, MEDIA_AGENT, AGENT_PASSWORD) as agent:
+            await agent.connect()
+            await agent.ws.send_json({"type": "typing", "conversation_id": f"messenger:{psid}"})
+            typing = await asyncio.to_thread(
+                wait_for, lambda: [s for s in graph_api.sent_to(psid) if s.body.get("sender_action") == "typing_on"]
+            )
+            assert typing and "message" not in typing[0].body
+
+    asyncio.run(asyncio.wait_for(scenario(), 120))
