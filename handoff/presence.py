@@ -1,4 +1,5 @@
-"""Typing indicators between a widget customer and the agent who has their chat.
+"""Typing indicators between a widget customer and the agent who has their chat, and notes
+written by other processes (a channel's "not delivered") pushed to the consoles.
 
 The widget talks to Rasa's process and the console to this service, so the two meet on
 Redis pub/sub (``keys.TYPING_CUSTOMER``, ``keys.TYPING_AGENT``): nothing is stored, and a
@@ -35,7 +36,7 @@ async def relay_customer_typing(app: web.Application) -> None:
     while True:
         try:
             pubsub = services.redis.pubsub()
-            await pubsub.subscribe(keys.TYPING_CUSTOMER)
+            await pubsub.subscribe(keys.TYPING_CUSTOMER, keys.NOTES_PUSH)
             while True:
                 # Polled in short waits: the pool's socket timeout must not end the subscription.
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
@@ -47,6 +48,11 @@ async def relay_customer_typing(app: web.Application) -> None:
                     continue
                 conversation_id = data.get("conversation_id") if isinstance(data, dict) else None
                 if not isinstance(conversation_id, str):
+                    continue
+                if _s(message.get("channel")) == keys.NOTES_PUSH:  # e.g. "not delivered", from a channel
+                    await services.hub.broadcast(
+                        {"type": "note", "conversation_id": conversation_id, "note": data.get("note")}
+                    )
                     continue
                 chat = await services.queue.get(conversation_id)
                 if chat is not None and chat.state == ASSIGNED and chat.agent:
@@ -73,6 +79,10 @@ async def agent_typing(
     if chat is None or chat.state != ASSIGNED or chat.agent != agent:
         return
     await services.redis.publish(keys.TYPING_AGENT, json.dumps({"conversation_id": conversation_id, "agent": agent}))
+
+
+def _s(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value or "")
 
 
 def forget(app: web.Application, socket: web.WebSocketResponse) -> None:

@@ -640,6 +640,16 @@ def close_session_on_stop(blueprint: Any, graph: GraphApi) -> None:
     blueprint.listener("after_server_stop")(close)
 
 
+async def tell_agents_undelivered(redis: Redis, conversation: str, why: str) -> None:
+    """A note on the chat (``handoff/notes.py``), pushed to the consoles showing it, saying a
+    message did not reach the customer and why."""
+    from handoff.keys import NOTES_PUSH
+    from handoff.notes import add_note
+
+    note = await add_note(redis, conversation, "system", f"Not delivered to the customer: {why}")
+    await redis.publish(NOTES_PUSH, json.dumps({"conversation_id": conversation, "note": note}))
+
+
 def relay_agent_typing(blueprint: Any, channel: str, redis: Redis, output: Callable[[], OutputChannel]) -> None:
     """Follow the agents' "typing" (``keys.TYPING_AGENT``, published by the handoff service
     for a chat the agent holds) and show it to this channel's customers."""
@@ -777,6 +787,11 @@ class MetaOutput(OutputChannel):
             bodies = self.within_window(recipient_id, bodies, state)
         except OutsideWindow as exc:
             log.error("%s: message to %s not delivered: %s", self.name(), recipient_id, exc)
+            if self.window is not None:  # the agents see it on the chat, not only in a log
+                with contextlib.suppress(Exception):
+                    await tell_agents_undelivered(
+                        self.window.redis, conversation_id(self.name(), recipient_id), str(exc)
+                    )
             return
         await self._post(bodies)
 

@@ -622,6 +622,14 @@ def test_without_a_template_a_late_whatsapp_reply_is_not_sent_and_is_logged(
     assert graph_api.refused_to(number) == []  # never sent for Meta to refuse
     bot_texts = [e.get("text") for e in stack.tracker(f"whatsapp:{number}")["events"] if e["event"] == "bot"]
     assert "Are you still there?" in bot_texts  # the transcript keeps it
+    client = raw_redis(stack)
+    try:  # and the agents see on the chat that it did not arrive, and why
+        notes = [json.loads(n) for n in client.lrange(f"handoff:notes:whatsapp:{number}", 0, -1)]
+    finally:
+        client.close()
+    assert any(
+        n["text"].startswith("Not delivered to the customer") and "WHATSAPP_TEMPLATE" in n["text"] for n in notes
+    )
 
 
 def test_messenger_replies_carry_the_human_agent_tag_after_24_hours_and_stop_after_7_days(
