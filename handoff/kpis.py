@@ -275,8 +275,15 @@ class _Folder:
 def fold(facts: Iterable[dict[str, Any]]) -> list[Conversation]:
     """Conversations from facts (in any order; replicas may write them interleaved)."""
     by_customer: dict[str, list[tuple[float, int, dict[str, Any]]]] = defaultdict(list)
+    seen: set[tuple] = set()
     for order, fact in enumerate(facts):
         if isinstance(fact.get("c"), str) and isinstance(fact.get("t"), (int, float)):
+            # The event stream is read at least once: an event handled again after a crash,
+            # before its acknowledgement, writes the same fact twice. It counts once.
+            key = tuple(sorted((k, str(v)) for k, v in fact.items()))
+            if key in seen:
+                continue
+            seen.add(key)
             by_customer[fact["c"]].append((float(fact["t"]), order, fact))
     conversations: list[Conversation] = []
     for customer, items in by_customer.items():

@@ -107,6 +107,14 @@ def test_facts_in_any_order_fold_the_same() -> None:
     assert kpis.report(kpis.fold(shuffled), day, day, ZONE)["summary"] == EXPECTED
 
 
+def test_an_event_recorded_twice_counts_once() -> None:
+    """The stream is read at least once: after a crash between handling an event and its
+    acknowledgement, the reader records it again; the figures must not change."""
+    facts = day_facts()
+    day = date.fromisoformat(DAY)
+    assert kpis.report(kpis.fold(facts + facts[::3]), day, day, ZONE)["summary"] == EXPECTED
+
+
 def test_a_repeat_needs_the_same_customer_and_topic_within_seven_days() -> None:
     def conversation(customer: str, started: float, topic: str) -> kpis.Conversation:
         return kpis.Conversation(customer, started=started, messages=1, topics=[topic])
