@@ -187,9 +187,9 @@ async def transfer(request: web.Request) -> web.Response:
         if other is None or "agent" not in other.roles or colleague == me:
             return web.json_response({"error": f"{colleague!r} is not a colleague who takes chats"}, status=400)
     label = teams.label(team) if team else colleague
-    await add_note(services.redis, chat.conversation_id, me, f"Transferred to {label}. {note}".strip())
     if not await services.queue.transfer(chat.conversation_id, me, team, colleague):
         return web.json_response({"error": "this chat is not assigned to you"}, status=409)
+    await add_note(services.redis, chat.conversation_id, me, f"Transferred to {label}. {note}".strip())
     language = chat.card.language
     try:
         await services.rasa.say(chat.conversation_id, say("transferred", language), agent=me)
