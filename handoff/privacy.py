@@ -226,6 +226,7 @@ async def locate(
         exact[keys.notes(cid)] = ("notes", cid)
         # The Meta channels' windows and profile names (bot/channels/window.py, messenger.py).
         exact[f"channel:last_inbound:{cid}"] = ("channel_state", cid)
+        exact[f"channel:last_message:{cid}"] = ("channel_state", cid)
         exact[f"channel:profile:{cid}"] = ("channel_state", cid)
         if with_figures:
             exact[keys.customer_facts(cid)] = ("kpi_customer", cid)

@@ -344,7 +344,7 @@ async def _deliver_one(
     intake = intake or Intake()
     conversation = conversation_id(channel, message.sender_id)
     if intake.window is not None:  # any message opens the window, even one we do not pass on
-        await intake.window.record(message.sender_id)
+        await intake.window.record(message.sender_id, message_id=message.message_id)
     state = await dedupe.claim(message.message_id)
     if state in (Deduplicator.IN_FLIGHT, Deduplicator.DONE):
         log.info("%s message %s already %s; not handled again", channel, message.message_id, state)

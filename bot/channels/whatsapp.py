@@ -205,6 +205,15 @@ def media_fetcher(graph: GraphApi, access_token: str) -> Fetch:
 # --- outbound --------------------------------------------------------------------------
 
 
+def typing_indicator(message_id: str) -> dict[str, Any]:
+    return {
+        "messaging_product": "whatsapp",
+        "status": "read",
+        "message_id": message_id,
+        "typing_indicator": {"type": "text"},
+    }
+
+
 def text_message(to: str, text: str) -> dict[str, Any]:
     return {
         "messaging_product": "whatsapp",
@@ -364,6 +373,15 @@ class WhatsAppOutput(MetaOutput):
         name = sent[0]["template"]["name"]
         log.info("whatsapp: %s last wrote more than 24 hours ago: sent as template %s", recipient_id, name)
         return sent
+
+    async def typing(self, recipient_id: str) -> None:
+        """WhatsApp shows "typing" only as a reply to the customer's latest message, which
+        it marks read at the same time (Cloud API ``typing_indicator``); within the window."""
+        if self.window is None or await self.window.state(recipient_id) != OPEN:
+            return
+        message_id = await self.window.last_message(recipient_id)
+        if message_id:
+            await self._post([typing_indicator(message_id)])
 
     def build(self, recipient_id: str, text: str, buttons: list[Any] | None = None) -> list[dict[str, Any]]:
         return whatsapp_messages(recipient_id, text, buttons)

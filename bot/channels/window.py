@@ -44,10 +44,17 @@ _RECORD = """
 local current = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
 if tonumber(ARGV[1]) > current then
   redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
+  if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'EX', tonumber(ARGV[2])) end
   return 1
 end
 return 0
 """
+
+
+def last_message_key(conversation: str) -> str:
+    """``channel:last_message:{conversation id}``: the id of the customer's latest message
+    (WhatsApp shows an agent's "typing" only as a reply to one)."""
+    return f"channel:last_message:{conversation}"
 
 
 def last_inbound_key(conversation: str) -> str:
@@ -76,15 +83,22 @@ class ReplyWindow:
         self.channel = channel
         self._record: Any = redis.register_script(_RECORD)
 
-    async def record(self, local_id: str, at: float | None = None) -> None:
+    async def record(self, local_id: str, at: float | None = None, message_id: str = "") -> None:
         """The customer wrote (now, unless ``at`` says when); raises if Redis is unreachable.
 
         The time is ours, when the webhook arrives, not the stamp in Meta's payload: the two
         differ by seconds, except for a redelivery after an outage of ours (its window is
         then taken as a little longer than Meta's; Meta's refusal is logged as usual).
         """
-        key = last_inbound_key(conversation_id(self.channel, local_id))
-        await self._record(keys=[key], args=[f"{time.time() if at is None else at:.3f}", KEY_TTL_S])
+        conversation = conversation_id(self.channel, local_id)
+        stamp = f"{time.time() if at is None else at:.3f}"
+        await self._record(
+            keys=[last_inbound_key(conversation), last_message_key(conversation)], args=[stamp, KEY_TTL_S, message_id]
+        )
+
+    async def last_message(self, local_id: str) -> str | None:
+        raw = await self.redis.get(last_message_key(conversation_id(self.channel, local_id)))
+        return raw.decode() if isinstance(raw, bytes) else raw
 
     async def last_inbound(self, local_id: str) -> float | None:
         conversation = conversation_id(self.channel, local_id)

@@ -709,3 +709,31 @@ def test_a_messenger_customer_sees_the_agent_typing(stack: Stack, graph_api: Fak
             assert typing and "message" not in typing[0].body
 
     asyncio.run(asyncio.wait_for(scenario(), 120))
+
+
+def test_a_whatsapp_customer_sees_the_agent_typing(stack: Stack, graph_api: FakeGraphApi) -> None:
+    """WhatsApp's typing indicator answers the customer's latest message (and marks it read)."""
+    number = new_number()
+    message = {
+        "id": new_id("wamid."),
+        "timestamp": str(int(time.time())),
+        "type": "text",
+        "text": {"body": "I want to talk to a person"},
+    }
+    asks = whatsapp_webhook(number, message)
+    hand_over(stack, graph_api, number, f"whatsapp:{number}", lambda: post(stack, WHATSAPP, asks, WA_SECRET))
+
+    async def scenario() -> None:
+        async with Agent(stack.console_url, MEDIA_AGENT, AGENT_PASSWORD) as agent:
+            await agent.connect()
+            await agent.ws.send_json({"type": "typing", "conversation_id": f"whatsapp:{number}"})
+
+            def indicators() -> list[Sent]:
+                return [s for s in graph_api.sent if s.body.get("typing_indicator")]
+
+            typing = await asyncio.to_thread(
+                wait_for, lambda: [s for s in indicators() if s.body.get("message_id") == message["id"]]
+            )
+            assert typing[0].body["status"] == "read" and "to" not in typing[0].body
+
+    asyncio.run(asyncio.wait_for(scenario(), 120))
