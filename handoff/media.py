@@ -13,22 +13,11 @@ import re
 
 from aiohttp import web
 
-INLINE = frozenset(("image/jpeg", "image/png", "image/webp", "image/gif"))
-SERVED = INLINE | frozenset(
-    (
-        "application/pdf",
-        "text/plain",
-        "application/msword",
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        "application/vnd.ms-excel",
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    )
-)
+from bot.channels.media import ALLOWED, IMAGES, media_key
+
+INLINE = IMAGES  # shown in the console; the rest of SERVED are downloads
+SERVED = ALLOWED  # exactly what the channels store (bot/channels/media.py)
 MEDIA_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-
-
-def media_key(media_id: str) -> str:
-    return f"media:{media_id}"
 
 
 def _s(value: object) -> str:
