@@ -14,6 +14,7 @@ round trip from POST to the bot's reply.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -26,6 +27,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -52,7 +54,10 @@ def messages(conversations: int) -> list[list[str]]:
              questions[(3 * n + 2) % len(questions)], SMALL_TALK[2 + n % 3]] for n in range(conversations)]  # fmt: skip
 
 
-def measure(tree: Path, conversations: list[list[str]]) -> list[float]:
+@contextlib.contextmanager
+def started_stack(tree: Path) -> Iterator[tuple[str, str]]:
+    """The stack of ``tree`` started as a newcomer starts it (``python -m bot.run``) on free
+    ports with its own data folder; yields the REST channel's URL and token."""
     token = secrets.token_hex(16)
     rasa_port = free_port()
     with tempfile.TemporaryDirectory() as var:
@@ -66,6 +71,7 @@ def measure(tree: Path, conversations: list[list[str]]) -> list[float]:
             "REST_TOKEN": token,
             "RATE_LIMIT_SENDER": "1000/6000",
             "RATE_LIMIT_ADDRESS": "100000/100000",
+            "TURNS_PER_ADDRESS": "1000",
             "BUSINESS_HOURS_FILE": "always",
             "PYTHONUNBUFFERED": "1",
         }
@@ -84,25 +90,29 @@ def measure(tree: Path, conversations: list[list[str]]) -> list[float]:
         try:
             if not ready.wait(900):
                 raise SystemExit(f"{tree}: the stack did not start in 15 min")
-            url = f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook"
-            samples = []
-            for number, turns in enumerate(conversations):
-                for turn, text in enumerate(turns):
-                    body = json.dumps({"sender": f"bench{number}", "message": text}).encode()
-                    request = urllib.request.Request(url, body, {"Authorization": f"Bearer {token}",
-                                                                 "Content-Type": "application/json"})  # fmt: skip
-                    started = time.perf_counter()
-                    with urllib.request.urlopen(request, timeout=60) as response:
-                        response.read()
-                    if number or turn >= 2:  # the first two messages warm the caches
-                        samples.append((time.perf_counter() - started) * 1000)
-            return samples
+            yield f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook", token
         finally:
             os.killpg(process.pid, signal.SIGINT)
             try:
                 process.wait(120)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+
+
+def measure(tree: Path, conversations: list[list[str]]) -> list[float]:
+    with started_stack(tree) as (url, token):
+        samples = []
+        for number, turns in enumerate(conversations):
+            for turn, text in enumerate(turns):
+                body = json.dumps({"sender": f"bench{number}", "message": text}).encode()
+                request = urllib.request.Request(url, body, {"Authorization": f"Bearer {token}",
+                                                             "Content-Type": "application/json"})  # fmt: skip
+                started = time.perf_counter()
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    response.read()
+                if number or turn >= 2:  # the first two messages warm the caches
+                    samples.append((time.perf_counter() - started) * 1000)
+        return samples
 
 
 def row(name: str, samples: list[float]) -> str:

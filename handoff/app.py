@@ -652,8 +652,15 @@ async def _chat_changed(app: web.Application, conversation_id: str, state: str, 
     await update_positions(app)
 
 
+# The tracker events agents are shown (turns) or that start a wait (pause): every other
+# event (actions, slots, featurization; most of the stream) is acknowledged without a read.
+AGENT_EVENTS = frozenset(("user", "bot", "pause", "resume"))
+
+
 async def on_stream_event(app: web.Application, fields: dict[str, str]) -> None:
     """One tracker event from Rasa: push it to whoever must see it."""
+    if fields.get("event") not in AGENT_EVENTS:
+        return
     services = app[SERVICES]
     conversation_id = fields.get("sender_id", "")
     try:

@@ -15,6 +15,7 @@ why it is not reading, for ``/health``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -110,6 +111,13 @@ class EventConsumer:
         return f"no read from the event stream for {idle:.0f} s" if idle > STALE_AFTER else None
 
     async def _handle(self, entry_id: bytes | str, fields: dict) -> None:
+        if await self._run(entry_id, fields):
+            await self.redis.xack(self.stream, self.group, entry_id)
+            self.handled += 1
+            self._read_ok()
+
+    async def _run(self, entry_id: bytes | str, fields: dict) -> bool:
+        """Handle one entry; ``False`` if it failed (it stays pending, to be retried)."""
         self._handling_since = asyncio.get_running_loop().time()
         try:
             await self.handler(_decode(fields))
@@ -117,12 +125,27 @@ class EventConsumer:
             raise  # an outage, not a bad event: the entry stays pending, read again after
         except Exception:
             log.exception("event %s not handled; it stays pending and will be retried", entry_id)
-            return
+            return False
         finally:
             self._handling_since = None
-        await self.redis.xack(self.stream, self.group, entry_id)
-        self.handled += 1
-        self._read_ok()
+        return True
+
+    async def _handle_batch(self, entries: list) -> None:
+        """Handle a read's entries in order, then acknowledge them with one XACK (one round
+        trip per batch, not per event). A crash before the XACK leaves them pending: they
+        are handled again after a restart, which every handler tolerates (at least once)."""
+        done = []
+        try:
+            for entry_id, fields in entries:
+                self.last_id = entry_id
+                if await self._run(entry_id, fields):
+                    done.append(entry_id)
+        finally:
+            if done:
+                with contextlib.suppress(*REDIS_DOWN):
+                    await self.redis.xack(self.stream, self.group, *done)
+                    self.handled += len(done)
+                    self._read_ok()
 
     def _read_ok(self) -> None:
         self._last_read = asyncio.get_running_loop().time()
@@ -211,9 +234,7 @@ class EventConsumer:
             )
             self._read_ok()
             for _, entries in reply or []:
-                for entry_id, fields in entries:
-                    self.last_id = entry_id
-                    await self._handle(entry_id, fields)
+                await self._handle_batch(entries)
             now = asyncio.get_running_loop().time()
             if now - last_claim > self.claim_idle_ms / 1000:
                 last_claim = now

@@ -29,11 +29,14 @@ log = logging.getLogger(__name__)
 READ_CHUNK = 5_000
 CLOCK_SLACK_S = 3600  # replicas' clocks may disagree; read this much earlier
 TRIM_EVERY_S = 600
+FACT_EVENTS = frozenset(("session_started", "restart", "user", "slot", "pause", "resume", "bot"))
 CUSTOMER_FACTS = 500  # the latest facts kept per customer for their history on the card
 
 
 async def record_event(redis: Redis, fields: dict[str, str]) -> int:
     """The handler of the ``kpis`` group: append the facts of one stream entry."""
+    if fields.get("event") not in FACT_EVENTS:
+        return 0  # most of the stream (actions, featurization): nothing to parse
     try:
         event = json.loads(fields.get("data") or "{}")
     except (ValueError, TypeError, RecursionError):
