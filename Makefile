@@ -34,6 +34,7 @@ bench: model
 	$(PY) bench/understanding.py
 	$(PY) bench/guide_answers.py
 	$(PY) bench/stack_latency.py
+	$(PY) bench/throughput.py
 	$(PY) bench/flood.py --write
 
 # Refresh the README's screenshots from the browser tests.
