@@ -486,6 +486,8 @@
   function hideTyping() {
     clearTimeout(state.typingTimer);
     ui.typing.hidden = true;
+    ui.typing.removeAttribute('data-agent'); // the next dots are the bot's unless an agent types again
+    ui.typing.querySelector('.blw-sr').textContent = 'Brightline is typing';
   }
 
   function renderStatus() {
