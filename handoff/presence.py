@@ -9,13 +9,13 @@ the chat is assigned to; an agent's typing is relayed only for a chat they hold.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
 
 from aiohttp import web
 
+from bot.pubsub import follow
 from handoff import keys
 from handoff.queue import ASSIGNED
 
@@ -31,38 +31,21 @@ def _services(app: web.Application):
 
 
 async def relay_customer_typing(app: web.Application) -> None:
-    """Follow ``typing:customer`` and tell the chat's agent; survives Redis outages."""
+    """Follow ``typing:customer`` (tell the chat's agent) and ``notes:push`` (every console)."""
     services = _services(app)
-    while True:
-        try:
-            pubsub = services.redis.pubsub()
-            await pubsub.subscribe(keys.TYPING_CUSTOMER, keys.NOTES_PUSH)
-            while True:
-                # Polled in short waits: the pool's socket timeout must not end the subscription.
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                if message is None or message.get("type") != "message":
-                    continue
-                try:
-                    data = json.loads(message["data"])
-                except (TypeError, ValueError):
-                    continue
-                conversation_id = data.get("conversation_id") if isinstance(data, dict) else None
-                if not isinstance(conversation_id, str):
-                    continue
-                if _s(message.get("channel")) == keys.NOTES_PUSH:  # e.g. "not delivered", from a channel
-                    await services.hub.broadcast(
-                        {"type": "note", "conversation_id": conversation_id, "note": data.get("note")}
-                    )
-                    continue
-                chat = await services.queue.get(conversation_id)
-                if chat is not None and chat.state == ASSIGNED and chat.agent:
-                    payload = {"type": "typing", "conversation_id": conversation_id}
-                    await services.hub.send_to_agent(chat.agent, payload)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.info("customer typing relay paused: %r", exc)
-            await asyncio.sleep(2)
+
+    async def handle(channel: str, data: dict) -> None:
+        conversation_id = data.get("conversation_id")
+        if not isinstance(conversation_id, str):
+            return
+        if channel == keys.NOTES_PUSH:  # e.g. "not delivered", from a channel
+            await services.hub.broadcast({"type": "note", "conversation_id": conversation_id, "note": data.get("note")})
+            return
+        chat = await services.queue.get(conversation_id)
+        if chat is not None and chat.state == ASSIGNED and chat.agent:
+            await services.hub.send_to_agent(chat.agent, {"type": "typing", "conversation_id": conversation_id})
+
+    await follow(services.redis, (keys.TYPING_CUSTOMER, keys.NOTES_PUSH), handle, "customer typing relay")
 
 
 async def agent_typing(
@@ -79,10 +62,6 @@ async def agent_typing(
     if chat is None or chat.state != ASSIGNED or chat.agent != agent:
         return
     await services.redis.publish(keys.TYPING_AGENT, json.dumps({"conversation_id": conversation_id, "agent": agent}))
-
-
-def _s(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value or "")
 
 
 def forget(app: web.Application, socket: web.WebSocketResponse) -> None:

@@ -653,31 +653,17 @@ async def tell_agents_undelivered(redis: Redis, conversation: str, why: str) -> 
 def relay_agent_typing(blueprint: Any, channel: str, redis: Redis, output: Callable[[], OutputChannel]) -> None:
     """Follow the agents' "typing" (``keys.TYPING_AGENT``, published by the handoff service
     for a chat the agent holds) and show it to this channel's customers."""
+    from bot.pubsub import follow
     from handoff.keys import TYPING_AGENT
 
-    async def start(app: Any, _loop: Any = None) -> None:
-        async def relay() -> None:
-            while True:
-                try:
-                    pubsub = redis.pubsub()
-                    await pubsub.subscribe(TYPING_AGENT)
-                    while True:  # short waits: a socket timeout must not end the subscription
-                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                        if message is None or message.get("type") != "message":
-                            continue
-                        data = json.loads(message["data"])
-                        conversation = data.get("conversation_id") if isinstance(data, dict) else None
-                        sender = output()
-                        if isinstance(conversation, str) and conversation.startswith(f"{channel}:"):
-                            with contextlib.suppress(GraphApiError):
-                                await sender.typing(local_id(channel, conversation))
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # Redis away: typing pauses, messages do not
-                    log.info("%s: agent typing relay paused: %r", channel, exc)
-                    await asyncio.sleep(2)
+    async def show(_channel: str, data: dict[str, Any]) -> None:
+        conversation = data.get("conversation_id")
+        if isinstance(conversation, str) and conversation.startswith(f"{channel}:"):
+            with contextlib.suppress(GraphApiError):
+                await output().typing(local_id(channel, conversation))
 
-        app.add_task(relay())
+    async def start(app: Any, _loop: Any = None) -> None:
+        app.add_task(follow(redis, (TYPING_AGENT,), show, f"{channel}: agent typing relay"))
 
     blueprint.listener("after_server_start")(start)
 

@@ -26,7 +26,6 @@ Configured in ``credentials.yml`` as ``bot.channels.webchat.WebchatInput``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -61,6 +60,7 @@ from bot.channels.guard import (
     strict_store_listener,
 )
 from bot.channels.meta import redis_for_channels
+from bot.pubsub import follow
 from bot.ratelimit import RateLimiter
 from bot.settings import ROOT, load_settings
 from bot.transcript import transcript
@@ -206,27 +206,13 @@ class WebchatInput(SocketIOInput):
         async def relay_agent_typing(app: Any, _loop: Any = None) -> None:
             """An agent is typing in a widget customer's chat: show it in that widget."""
 
-            async def relay() -> None:
-                while True:
-                    try:
-                        pubsub = redis.pubsub()
-                        await pubsub.subscribe(TYPING_AGENT)
-                        while True:  # short waits: a socket timeout must not end the subscription
-                            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                            if message is None or message.get("type") != "message":
-                                continue
-                            data = json.loads(message["data"])
-                            room = data.get("conversation_id") if isinstance(data, dict) else None
-                            if isinstance(room, str) and room.startswith(f"{CHANNEL}:"):
-                                payload = {"agent": str(data.get("agent") or "")[:64]}
-                                await sio.emit("agent_typing", payload, room=room, namespace=self.namespace)
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception as exc:  # Redis away: typing indicators pause, messages do not
-                        log.info("webchat: agent typing relay paused: %r", exc)
-                        await asyncio.sleep(2)
+            async def show(_channel: str, data: dict[str, Any]) -> None:
+                room = data.get("conversation_id")
+                if isinstance(room, str) and room.startswith(f"{CHANNEL}:"):
+                    payload = {"agent": str(data.get("agent") or "")[:64]}
+                    await sio.emit("agent_typing", payload, room=room, namespace=self.namespace)
 
-            app.add_task(relay())
+            app.add_task(follow(redis, (TYPING_AGENT,), show, "webchat: agent typing relay"))
 
         blueprint.listener("after_server_start")(relay_agent_typing)
         sio.on("typing", customer_typing, namespace=self.namespace)
