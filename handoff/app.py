@@ -30,7 +30,6 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -46,14 +45,15 @@ from bot.csat import CSAT_SLOT
 from bot.messages import csat_buttons, say
 from bot.settings import Settings
 from bot.transcript import transcript, turn_from_event
-from handoff import dashboard, editor, followups, keys, media, notes, presence, routing, search
+from handoff import consoles, dashboard, editor, followups, keys, live, media, notes, presence, routing, search
 from handoff.agents import SESSION_TTL, AgentError, Agents, LoginBusy, LoginGuard
 from handoff.events import EventConsumer, stop_task
 from handoff.hub import Hub
 from handoff.kpi_log import customer_history, record_event, trim_loop
+from handoff.live import LIVE, Live, queue_snapshot
 from handoff.notes import notes_of
 from handoff.privacy import retention_loop
-from handoff.queue import ASSIGNED, BOT, CLOSED, WAITING, Chat, Queue, estimate_wait_minutes
+from handoff.queue import ASSIGNED, BOT, CLOSED, WAITING, Chat, Queue
 from handoff.rasa_api import RasaApi, RasaError
 
 log = logging.getLogger(__name__)
@@ -249,7 +249,7 @@ async def login(request: web.Request) -> web.Response:
     response.set_cookie(
         COOKIE, token, httponly=True, samesite="Strict", secure=services.settings.cookie_secure, max_age=SESSION_TTL
     )
-    await broadcast_queue(request.app)
+    await live.queue_changed(request.app)
     if isinstance(response, web.HTTPException):
         raise response
     return response
@@ -278,7 +278,7 @@ async def logout(request: web.Request) -> web.Response:
         await services.agents.set_status(request[AGENT], "offline")
         if await services.queue.return_chats_of(request[AGENT]):  # first in line for the others
             routing.poke(request.app)
-            await broadcast_queue(request.app)
+            await live.queue_changed(request.app)
     response = web.HTTPFound("/login")
     response.del_cookie(COOKIE)
     raise response
@@ -324,22 +324,9 @@ async def set_status(request: web.Request) -> web.Response:
     if agent.status != "online" and await services.queue.return_chats_of(agent.name):
         agent = await services.agents.get(agent.name) or agent  # their chats wait again, first in line
     routing.poke(request.app)
-    await broadcast_queue(request.app)
-    await update_positions(request.app)
+    await live.queue_changed(request.app)
+    live.positions_changed(request.app)
     return web.json_response(agent.as_json())
-
-
-async def queue_snapshot(app: web.Application, agent: str) -> dict:
-    services = app[SERVICES]
-    waiting = await services.queue.waiting()
-    unread = await services.redis.hgetall(keys.unread(agent))
-    unread = {_s(k): int(v) for k, v in unread.items()}
-    mine = await services.queue.chats_of(agent)
-    return {
-        "type": "queue",
-        "waiting": [chat.summary(position) for position, chat in enumerate(waiting, start=1)],
-        "mine": [chat.summary(unread=unread.get(chat.conversation_id, 0)) for chat in mine],
-    }
 
 
 async def get_queue(request: web.Request) -> web.Response:
@@ -364,7 +351,7 @@ async def get_chat(request: web.Request) -> web.Response:
         "card": card,
         "transcript": transcript(tracker),
         "notes": await notes_of(services.redis, conversation_id),
-        "viewers": notes.viewers_of(request.app, conversation_id),
+        "viewers": await consoles.viewers_of(request.app, conversation_id),
         "state": chat.state,
         "agent": chat.agent,
         "offered_to": chat.offered_to,
@@ -567,6 +554,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     services.hub.add(agent, socket_)
     services.sockets[socket_] = request.cookies.get(COOKIE, "")
     try:
+        await consoles.opened(request.app, socket_, agent)
         await services.agents.connected(agent)
         await socket_.send_json(await queue_snapshot(request.app, agent))
         async for message in socket_:
@@ -576,9 +564,12 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                     data = json.loads(message.data)
                 except ValueError:
                     continue
-                if isinstance(data, dict) and data.get("type") == "viewing":
-                    await notes.viewing(request.app, socket_, agent, data.get("conversation_id"))
-                elif isinstance(data, dict) and data.get("type") == "typing":
+                if not isinstance(data, dict):
+                    continue
+                await consoles.renew(request.app, socket_)
+                if data.get("type") == "viewing":
+                    await consoles.viewing(request.app, socket_, data.get("conversation_id"))
+                elif data.get("type") == "typing":
                     await presence.agent_typing(request.app, socket_, agent, data.get("conversation_id"))
     except REDIS_DOWN as exc:
         log.warning("console socket of %s closed: Redis unreachable: %s", agent, exc)
@@ -587,15 +578,16 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         services.sockets.pop(socket_, None)
         services.hub.remove(agent, socket_)
         presence.forget(request.app, socket_)
+        last = False
         with contextlib.suppress(Exception):
-            await notes.left(request.app, socket_)
-        if agent not in services.hub.agents:
-            # Nobody is looking at this agent's console: don't promise customers a wait
-            # that this agent would be counted in.
+            last = await consoles.closed(request.app, socket_)
+        if last:
+            # Nobody is looking at this agent's console on any replica: don't promise
+            # customers a wait that this agent would be counted in.
             with contextlib.suppress(*REDIS_DOWN):
                 await services.agents.disconnected(agent)
             with contextlib.suppress(Exception):
-                await broadcast_queue(request.app)
+                await live.queue_changed(request.app)
     return socket_
 
 
@@ -619,37 +611,13 @@ async def end_revoked_sockets(app: web.Application) -> None:
 # --- live updates ---------------------------------------------------------------------------
 
 
-async def broadcast_queue(app: web.Application) -> None:
-    hub = app[SERVICES].hub
-    for agent in hub.agents:
-        await hub.send_to_agent(agent, await queue_snapshot(app, agent))
-
-
-async def update_positions(app: web.Application) -> None:
-    """Tell every waiting customer who moved up in the queue where they stand now."""
-    services = app[SERVICES]
-    if not services.hours.is_open(datetime.now(timezone.utc)):
-        return  # nobody will take a chat before the team is back: the customer was told when
-    agents_online, free_slots = await services.agents.availability()
-    for position, chat in enumerate(await services.queue.waiting(), start=1):
-        if not await services.queue.remember_position_told(chat.conversation_id, position):
-            continue
-        wait = estimate_wait_minutes(position, agents_online, free_slots, services.settings.avg_handle_minutes)
-        language = chat.card.language
-        text = say("position", language, position=position)
-        if wait is not None:
-            text += say("expected_wait", language, minutes=wait)
-        with contextlib.suppress(RasaError):
-            await services.rasa.say(chat.conversation_id, text)
-
-
 async def _chat_changed(app: web.Application, conversation_id: str, state: str, agent: str | None) -> None:
     routing.poke(app)  # a slot came free, or a chat waits again
     await app[SERVICES].hub.broadcast(
         {"type": "chat_state", "conversation_id": conversation_id, "state": state, "agent": agent}
     )
-    await broadcast_queue(app)
-    await update_positions(app)
+    await live.queue_changed(app)
+    live.positions_changed(app)
 
 
 # The tracker events agents are shown (turns) or that start a wait (pause): every other
@@ -675,8 +643,8 @@ async def on_stream_event(app: web.Application, fields: dict[str, str]) -> None:
         return
     if event.get("event") == "pause" and chat.state == WAITING:
         routing.poke(app)  # offer it to someone with the skills
-        await broadcast_queue(app)  # a new chat is waiting: every console hears it
-        await update_positions(app)
+        await live.queue_changed(app)  # a new chat is waiting: every console hears it
+        live.positions_changed(app)
         return
     if event.get("event") == "user" and chat.followup == "offered":
         with contextlib.suppress(RasaError):
@@ -690,7 +658,7 @@ async def on_stream_event(app: web.Application, fields: dict[str, str]) -> None:
             await services.redis.hincrby(keys.unread(chat.agent), conversation_id, 1)
         await services.hub.send_to_agent(chat.agent, payload)
         if turn["role"] == "customer":
-            await services.hub.send_to_agent(chat.agent, await queue_snapshot(app, chat.agent))
+            await live.queue_changed(app, chat.agent)  # the unread count
     else:
         await services.hub.broadcast(payload)
 
@@ -739,6 +707,8 @@ def create_app(settings: Settings, public_url: str | None = None) -> web.Applica
         middlewares=[security_headers, redis_errors, origin_middleware, auth_middleware], client_max_size=64 * 1024
     )
     app[PUBLIC_ORIGIN] = console_origin(public_url)
+    app[LIVE] = Live()
+    consoles.setup(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         redis = redis_client(settings)
@@ -748,7 +718,7 @@ def create_app(settings: Settings, public_url: str | None = None) -> web.Applica
             redis=redis,
             queue=Queue(redis),
             agents=Agents(redis),
-            hub=Hub(),
+            hub=Hub(redis),
             rasa=RasaApi(session, rasa_api_url(settings), settings.rasa_token or ""),
             logins=LoginGuard(redis),
             hours=load_business_hours(settings.business_hours_file),
@@ -769,12 +739,30 @@ def create_app(settings: Settings, public_url: str | None = None) -> web.Applica
         kpi_task = asyncio.create_task(services.kpi_consumer.run())
         kpi_trim = asyncio.create_task(trim_loop(redis, settings.kpi_retention_days))
         router = asyncio.create_task(routing.route_loop(app))
+        consoles = asyncio.create_task(live.consoles_loop(app))
+        positions = asyncio.create_task(live.positions_loop(app))
+
+        async def queue_elsewhere(agent: str | None) -> None:
+            live.mark_stale(app, agent)
+
+        shared = asyncio.create_task(services.hub.follow(queue_elsewhere))
         typing_relay = asyncio.create_task(presence.relay_customer_typing(app))
         sweeper = asyncio.create_task(end_revoked_sockets(app))
         # RETENTION_DAYS: conversations idle longer are deleted about hourly (0: kept).
         retention = asyncio.create_task(retention_loop(redis, settings.retention_days, RETENTION_INTERVAL_S))
         yield
-        for task in (services.consumer_task, kpi_task, kpi_trim, router, typing_relay, sweeper, retention):
+        for task in (
+            services.consumer_task,
+            kpi_task,
+            kpi_trim,
+            router,
+            consoles,
+            positions,
+            shared,
+            typing_relay,
+            sweeper,
+            retention,
+        ):
             await stop_task(task)
         await services.hub.close_all()
         await session.close()

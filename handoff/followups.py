@@ -52,9 +52,9 @@ async def on_customer_message(app: web.Application, chat: Chat, event: dict[str,
     )
     log.info("follow-up left for %s (%s, %d fields)", chat.conversation_id, kind, updated)
     await services.rasa.say(chat.conversation_id, say("followup_saved", language, contact=value))
-    from handoff.app import broadcast_queue
+    from handoff.live import queue_changed
 
-    await broadcast_queue(app)
+    await queue_changed(app)
 
 
 async def done(request: web.Request) -> web.Response:

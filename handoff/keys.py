@@ -41,6 +41,7 @@ KPI_FACTS = "kpi:facts"
 # consoles (the handoff service). Nothing is stored; a lost one is a lost "is typing".
 TYPING_CUSTOMER = "typing:customer"  # {"conversation_id"}
 TYPING_AGENT = "typing:agent"  # {"conversation_id", "agent"}
+HUB = "handoff:hub"  # console pushes shared by replicas: {"node", "agent", "payload"} or {"node", "queue"}
 NOTES_PUSH = "notes:push"  # {"conversation_id", "note"}: a note written outside this service
 KPI_GROUP = "kpis"  # the event stream's second consumer group: every event, batched
 

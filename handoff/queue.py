@@ -82,7 +82,7 @@ for _, id in ipairs(ids) do
   if redis.call('HGET', chat, 'state') == 'assigned' and redis.call('HGET', chat, 'agent') == ARGV[1] then
     redis.call('HSET', chat, 'state', 'waiting', 'first', ARGV[2])
     redis.call('HDEL', chat, 'agent', 'assigned_at', 'greeted', 'greeting_sent', 'ending', 'position_told',
-               'offered_to', 'offered_at', 'offered')
+               'position_told_at', 'offered_to', 'offered_at', 'offered')
     redis.call('ZADD', KEYS[2], redis.call('HGET', chat, 'created_at') or ARGV[2], id)
     returned = returned + 1
   end
@@ -113,7 +113,7 @@ if redis.call('HGET', KEYS[1], 'state') ~= 'assigned' or redis.call('HGET', KEYS
 end
 redis.call('HSET', KEYS[1], 'state', 'waiting', 'first', ARGV[3])
 redis.call('HDEL', KEYS[1], 'agent', 'assigned_at', 'greeted', 'greeting_sent', 'ending', 'position_told',
-           'offered_to', 'offered_at', 'offered')
+           'position_told_at', 'offered_to', 'offered_at', 'offered')
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'team', ARGV[4]) end
 if ARGV[5] ~= '' then
   redis.call('HSET', KEYS[1], 'offered_to', ARGV[5], 'offered_at', ARGV[3], 'offered', ARGV[5])
@@ -182,6 +182,8 @@ class Chat:
     first: float = 0.0  # when it came back (agent away, transfer): it goes first in line
     followup: str | None = None  # offered | open | done (handoff/followups.py)
     contact: str | None = None  # the e-mail address or phone number the customer left
+    position_told: int | None = None  # the place in line the customer was last told
+    position_told_at: float = 0.0
 
     def effective_priority(self, now: float) -> float:
         return self.priority + AGING_PER_MINUTE * max(0.0, now - self.created_at) / 60
@@ -258,31 +260,22 @@ class Queue:
         return _text(result) == "queued"
 
     async def get(self, conversation_id: str) -> Chat | None:
-        data = await self.redis.hgetall(keys.chat(conversation_id))
-        if not data:
-            return None
-        data = {_text(k): _text(v) for k, v in data.items()}
-        return Chat(
-            conversation_id=conversation_id,
-            state=data.get("state", CLOSED),
-            card=(card := Card.from_json(data["card"]) if data.get("card") else Card(conversation_id, "unknown")),
-            agent=data.get("agent") or None,
-            created_at=float(data.get("created_at") or 0),
-            priority=float(data.get("priority") or 0),
-            team=data.get("team") or card.team,
-            offered_to=data.get("offered_to") or None,
-            offered_at=float(data.get("offered_at") or 0),
-            offered=tuple(a for a in (data.get("offered") or "").split(",") if a),
-            first=float(data.get("first") or 0),
-            followup=data.get("followup") or None,
-            contact=data.get("contact") or None,
-        )
+        return _chat_from(conversation_id, await self.redis.hgetall(keys.chat(conversation_id)))
+
+    async def get_many(self, ids: list[str]) -> list[Chat | None]:
+        """Several chats in one round trip (a pipeline of HGETALLs), in the order asked."""
+        if not ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for conversation_id in ids:
+            pipe.hgetall(keys.chat(conversation_id))
+        return [_chat_from(i, data) for i, data in zip(ids, await pipe.execute(), strict=True)]
 
     async def waiting(self, now: float | None = None) -> list[Chat]:
         """Waiting chats, the one to take next first."""
         now = time.time() if now is None else now
         ids = [_text(i) for i in await self.redis.zrange(keys.QUEUE, 0, -1)]
-        chats = [chat for chat in [await self.get(i) for i in ids] if chat and chat.state == WAITING]
+        chats = [chat for chat in await self.get_many(ids) if chat and chat.state == WAITING]
         # A chat that came back (its agent went away, or it was transferred) goes first: the
         # customer already waited once.
         return sorted(chats, key=lambda c: (not c.first, c.first, -c.effective_priority(now), c.created_at))
@@ -321,13 +314,37 @@ class Queue:
 
     async def chats_of(self, agent: str) -> list[Chat]:
         ids = sorted(_text(i) for i in await self.redis.smembers(keys.agent_chats(agent)))
-        return [chat for chat in [await self.get(i) for i in ids] if chat]
+        return [chat for chat in await self.get_many(ids) if chat]
 
-    async def remember_position_told(self, conversation_id: str, position: int) -> bool:
+    async def remember_position_told(self, conversation_id: str, position: int, now: float | None = None) -> bool:
         """Record ``position`` as told if it is ahead of every place the customer was told
         before; ``True`` if so (then tell them). A customer's place only ever moves up: when
         a more urgent chat arrives in front of them, they are not told they fell back."""
-        return bool(int(await self._position(keys=[keys.chat(conversation_id)], args=[position])))
+        now = time.time() if now is None else now
+        return bool(int(await self._position(keys=[keys.chat(conversation_id)], args=[position, repr(now)])))
+
+
+def _chat_from(conversation_id: str, data: dict) -> Chat | None:
+    if not data:
+        return None
+    data = {_text(k): _text(v) for k, v in data.items()}
+    return Chat(
+        conversation_id=conversation_id,
+        state=data.get("state", CLOSED),
+        card=(card := Card.from_json(data["card"]) if data.get("card") else Card(conversation_id, "unknown")),
+        agent=data.get("agent") or None,
+        created_at=float(data.get("created_at") or 0),
+        priority=float(data.get("priority") or 0),
+        team=data.get("team") or card.team,
+        offered_to=data.get("offered_to") or None,
+        offered_at=float(data.get("offered_at") or 0),
+        offered=tuple(a for a in (data.get("offered") or "").split(",") if a),
+        first=float(data.get("first") or 0),
+        followup=data.get("followup") or None,
+        contact=data.get("contact") or None,
+        position_told=int(data["position_told"]) if data.get("position_told") else None,
+        position_told_at=float(data.get("position_told_at") or 0),
+    )
 
 
 # KEYS[1] the chat; ARGV[1] its place now. Atomic, so two replicas announcing at once tell
@@ -336,7 +353,7 @@ _POSITION = """
 local told = tonumber(redis.call('HGET', KEYS[1], 'position_told'))
 local now = tonumber(ARGV[1])
 if told ~= nil and now >= told then return 0 end
-redis.call('HSET', KEYS[1], 'position_told', now)
+redis.call('HSET', KEYS[1], 'position_told', now, 'position_told_at', ARGV[2])
 return 1
 """
 

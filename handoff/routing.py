@@ -102,7 +102,7 @@ def offer_is_live(chat: Chat, agents: dict[str, Agent], now: float, offer_second
 async def route(app: web.Application, now: float | None = None) -> int:
     """One pass: bring back the chats of agents gone too long, and offer each waiting chat
     whose offer is not live to the next agent. Returns how many offers were made."""
-    from handoff.app import broadcast_queue
+    from handoff.live import queue_changed
 
     services = _services(app)
     now = time.time() if now is None else now
@@ -139,7 +139,7 @@ async def route(app: web.Application, now: float | None = None) -> int:
         offers += 1
         await services.hub.send_to_agent(agent.name, {"type": "offer", "conversation_id": chat.conversation_id})
     if offers or came_back:
-        await broadcast_queue(app)
+        await queue_changed(app)
     return offers
 
 

@@ -118,8 +118,9 @@ def test_no_queue_updates_while_the_team_is_away(redis_port: int, tmp_path, open
     from bot.business_hours import load_business_hours
     from bot.settings import load_settings
     from handoff.agents import LoginGuard
-    from handoff.app import SERVICES, Services, update_positions
+    from handoff.app import SERVICES, Services
     from handoff.hub import Hub
+    from handoff.live import announce_positions
     from handoff.rasa_api import RasaApi
 
     hours = tmp_path / "hours.yml"
@@ -144,8 +145,51 @@ def test_no_queue_updates_while_the_team_is_away(redis_port: int, tmp_path, open
                 logins=LoginGuard(redis),
                 hours=load_business_hours(hours),
             )
-            await update_positions(app)
+            await announce_positions(app)
         told = int(await redis.hget(keys.chat("second"), "position_told"))
         assert told == (1 if open_now else 2)
+
+    run_with_queue(redis_port, body)
+
+
+def test_with_many_waiting_only_a_real_step_forward_is_announced(redis_port: int) -> None:
+    """Thirty customers wait; one chat is taken. The three now nearest the front hear their
+    new place, and the one whose place improved by a fifth; the 25 further back are not sent
+    a message each time one chat is taken (with 200 waiting that was 200 messages a claim)."""
+    import aiohttp
+    from aiohttp import web
+
+    from bot.business_hours import load_business_hours
+    from bot.settings import load_settings
+    from handoff.agents import LoginGuard
+    from handoff.app import SERVICES, Services
+    from handoff.hub import Hub
+    from handoff.live import announce_positions
+    from handoff.rasa_api import RasaApi
+
+    async def body(queue: Queue, agents: Agents, redis: Redis) -> None:
+        start = time.time() - 100
+        for n in range(30):
+            await queue.enqueue(Card(f"c{n:02d}", "asked_for_human", created_at=start + n))
+        async with aiohttp.ClientSession() as session:
+            app = web.Application()
+            app[SERVICES] = Services(
+                settings=load_settings(),
+                redis=redis,
+                queue=queue,
+                agents=agents,
+                hub=Hub(),
+                rasa=RasaApi(session, "http://127.0.0.1:9", "token"),  # nothing listens: not sent
+                logins=LoginGuard(redis),
+                hours=load_business_hours("always"),
+            )
+            assert await announce_positions(app) == 30  # everyone hears their place once
+            assert await announce_positions(app) == 0  # nothing moved: nothing said
+            await redis.hset(keys.chat("c00"), "state", ASSIGNED)
+            await redis.zrem(keys.QUEUE, "c00")
+            assert await announce_positions(app) == 4
+        told = {f"c{n:02d}": int(await redis.hget(keys.chat(f"c{n:02d}"), "position_told")) for n in range(1, 30)}
+        assert [told[f"c{n:02d}"] for n in (1, 2, 3, 4)] == [1, 2, 3, 4]
+        assert [told[f"c{n:02d}"] for n in (5, 6, 29)] == [6, 7, 30]  # not told again yet
 
     run_with_queue(redis_port, body)
