@@ -55,9 +55,10 @@ def messages(conversations: int) -> list[list[str]]:
 
 
 @contextlib.contextmanager
-def started_stack(tree: Path) -> Iterator[tuple[str, str]]:
+def started_stack(tree: Path, extra: dict[str, str] | None = None) -> Iterator[tuple[str, str]]:
     """The stack of ``tree`` started as a newcomer starts it (``python -m bot.run``) on free
-    ports with its own data folder; yields the REST channel's URL and token."""
+    ports with its own data folder (``extra`` settings on top); yields the REST channel's URL
+    and token."""
     token = secrets.token_hex(16)
     rasa_port = free_port()
     with tempfile.TemporaryDirectory() as var:
@@ -74,6 +75,7 @@ def started_stack(tree: Path) -> Iterator[tuple[str, str]]:
             "TURNS_PER_ADDRESS": "1000",
             "BUSINESS_HOURS_FILE": "always",
             "PYTHONUNBUFFERED": "1",
+            **(extra or {}),
         }
         process = subprocess.Popen(
             [sys.executable, "-m", "bot.run"], cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -8,6 +8,12 @@ fixes, so it can be dropped when Rasa is upgraded.
   and builds a new validator each time: about 33 ms of CPU per customer message on this
   machine, since every intent goes to our actions (issue 12's profile). The same schema,
   the same checks, the same error; the validator is built on first use.
+* **No NLU for a message while a person has the conversation.** Rasa runs the whole NLU
+  pipeline (the sentence encoder, about 30 ms of CPU) on every message and then, the
+  conversation being paused, predicts nothing: the result is never used, and it sat between
+  the customer and the agent. A paused conversation's message is logged with an empty
+  parse (no intent, no entities); a ``/command`` is still parsed, so Rasa's own restart
+  check works as before.
 """
 
 from __future__ import annotations
@@ -46,11 +52,32 @@ def _validate_action_result(self: Any, result: dict[str, Any]) -> bool:
     raise error
 
 
+def paused_parse(text: str) -> dict[str, Any]:
+    """What a message is logged with while a person has the conversation."""
+    return {"text": text, "intent": {"name": None, "confidence": 0.0}, "entities": []}
+
+
+def _skip_nlu_while_paused(original: Any) -> Any:
+    async def parse_message(
+        self: Any, message: Any, tracker: Any = None, only_output_properties: bool = True
+    ) -> dict[str, Any]:
+        text = message.text or ""
+        if tracker is not None and tracker.is_paused() and not text.startswith("/"):
+            return paused_parse(text)
+        return await original(self, message, tracker, only_output_properties)
+
+    parse_message.__wrapped__ = original  # type: ignore[attr-defined]
+    return parse_message
+
+
 def apply() -> None:
     """Install the fixes (idempotent)."""
-    if "validator" in APPLIED:
-        return
     from rasa.core.actions.action import RemoteAction
+    from rasa.core.processor import MessageProcessor
 
-    RemoteAction._validate_action_result = _validate_action_result
-    APPLIED.add("validator")
+    if "validator" not in APPLIED:
+        RemoteAction._validate_action_result = _validate_action_result
+        APPLIED.add("validator")
+    if "paused_nlu" not in APPLIED:
+        MessageProcessor.parse_message = _skip_nlu_while_paused(MessageProcessor.parse_message)
+        APPLIED.add("paused_nlu")

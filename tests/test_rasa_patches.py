@@ -32,3 +32,47 @@ def test_the_action_result_is_validated_as_rasa_does_with_one_validator() -> Non
     finally:
         RemoteAction._validate_action_result = ORIGINAL
         rasa_patches.APPLIED.discard("validator")
+
+
+def test_a_paused_conversation_is_not_parsed_but_a_command_and_a_live_one_are() -> None:
+    """While a person has the conversation the NLU result is never used: the message is
+    logged with an empty parse instead of running the encoder; Rasa's own path otherwise."""
+    import asyncio
+
+    from rasa.core.channels.channel import UserMessage
+    from rasa.core.processor import MessageProcessor
+    from rasa.shared.core.events import ConversationPaused
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    calls: list[str] = []
+
+    async def original(self, message, tracker=None, only_output_properties=True):
+        calls.append(message.text)
+        return {"text": message.text, "intent": {"name": "faq", "confidence": 0.9}, "entities": []}
+
+    parse = rasa_patches._skip_nlu_while_paused(original)
+    paused = DialogueStateTracker.from_events("c", [ConversationPaused()])
+    live = DialogueStateTracker.from_events("c", [])
+
+    async def run() -> list[dict]:
+        return [
+            await parse(None, UserMessage("my router is dead"), paused),
+            await parse(None, UserMessage("/restart"), paused),
+            await parse(None, UserMessage("my router is dead"), live),
+        ]
+
+    quiet, command, normal = asyncio.run(run())
+    assert quiet == {"text": "my router is dead", "intent": {"name": None, "confidence": 0.0}, "entities": []}
+    assert command["intent"]["name"] == "faq" and normal["intent"]["name"] == "faq"
+    assert calls == ["/restart", "my router is dead"]
+    # installed on Rasa's processor by apply(), once
+    saved = MessageProcessor.parse_message
+    try:
+        rasa_patches.APPLIED.discard("paused_nlu")
+        rasa_patches.apply()
+        assert MessageProcessor.parse_message.__wrapped__ is saved
+        rasa_patches.apply()
+        assert MessageProcessor.parse_message.__wrapped__ is saved
+    finally:
+        MessageProcessor.parse_message = saved
+        rasa_patches.APPLIED.discard("paused_nlu")

@@ -19,6 +19,8 @@
   the widget to keep the message and send it again later.
 * Replies go out as one event carrying text, buttons and, when a person wrote it, the
   agent's name, so the widget can show who is talking.
+* socket.io rooms are shared by every Rasa process through Redis (:mod:`bot.channels.rooms`),
+  so a reply reaches the widget whichever replica or Sanic worker sends it.
 * The blueprint also serves the widget's files and a demo page under ``/webhooks/webchat/``.
 
 Configured in ``credentials.yml`` as ``bot.channels.webchat.WebchatInput``.
@@ -60,6 +62,7 @@ from bot.channels.guard import (
     strict_store_listener,
 )
 from bot.channels.meta import redis_for_channels
+from bot.channels.rooms import share_rooms
 from bot.pubsub import follow
 from bot.ratelimit import RateLimiter
 from bot.settings import ROOT, load_settings
@@ -151,6 +154,7 @@ class WebchatInput(SocketIOInput):
         assert sio is not None
         sio.eio.max_http_buffer_size = MAX_FRAME
         settings = load_settings()
+        share_rooms(sio, settings.redis)  # a reply reaches the widget whichever Rasa process sends it
         secret = settings.webchat_secret
         if not secret:
             log.warning("WEBCHAT_SECRET is not set: widget sessions will not survive a restart of Rasa")
