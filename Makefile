@@ -88,8 +88,8 @@ $(STAMP): requirements.txt .python-version
 
 # Debian packages: redis-server for the stack, curl for the printed example (and its test),
 # chromium for the browser tests (driven by Playwright, which downloads no browser of its own),
-# npm for the widget's locked front-end packages.
-SYSTEM_PACKAGES := redis-server:redis-server curl:curl chromium:chromium npm:npm
+# npm for the widget's locked front-end packages, haproxy for the two-replica tests.
+SYSTEM_PACKAGES := redis-server:redis-server curl:curl chromium:chromium npm:npm haproxy:haproxy
 system-deps:
 	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
 	  command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair#*:}"; done; \

@@ -263,6 +263,7 @@ def service_env(settings: Settings) -> dict[str, str]:
         "KPI_RETENTION_DAYS": f"{settings.kpi_retention_days:g}",
         "TEAMS_FILE": str(settings.teams_file),
         "ROUTING_OFFER_SECONDS": f"{settings.routing_offer_seconds:g}",
+        "STREAM_CLAIM_IDLE_SECONDS": f"{settings.stream_claim_idle_seconds:g}",
         "HANDOFF_PUBLIC_URL": settings.handoff_public_url,
         "PYTHONUNBUFFERED": "1",
         **QUIET_RASA,

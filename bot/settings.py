@@ -136,6 +136,9 @@ class Settings:
     teams_file: Path = ROOT / "data" / "console" / "teams.yml"
     # ROUTING_OFFER_SECONDS: a chat offered to an agent who does not take it goes to the next after this.
     routing_offer_seconds: float = 30.0
+    # STREAM_CLAIM_IDLE_SECONDS: an event another handoff-service replica read but did not
+    # finish this long ago (it died) is taken over by a live replica.
+    stream_claim_idle_seconds: float = 30.0
     # KPI_RETENTION_DAYS: how long the team lead's figures keep their facts (no message text in them).
     kpi_retention_days: float = 400.0
     # What every channel enforces before NLU (bot/channels/guard.py).
@@ -331,6 +334,7 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: Path | None = 
         retention_days=_non_negative(merged, "RETENTION_DAYS", 0.0),
         teams_file=Path(merged.get("TEAMS_FILE") or ROOT / "data" / "console" / "teams.yml"),
         routing_offer_seconds=_positive_float(merged, "ROUTING_OFFER_SECONDS", 30.0),
+        stream_claim_idle_seconds=_positive_float(merged, "STREAM_CLAIM_IDLE_SECONDS", 30.0),
         kpi_retention_days=_non_negative(merged, "KPI_RETENTION_DAYS", 400.0),
         action_host=merged.get("ACTION_HOST") or "127.0.0.1",
         action_token=merged.get("ACTION_TOKEN") or None,

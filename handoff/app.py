@@ -728,14 +728,17 @@ def create_app(settings: Settings, public_url: str | None = None) -> web.Applica
         async def handle(fields: dict[str, str]) -> None:
             await on_stream_event(app, fields)
 
-        services.consumer = EventConsumer(redis, consumer_name(settings), handle)
+        idle_ms = int(settings.stream_claim_idle_seconds * 1000)
+        services.consumer = EventConsumer(redis, consumer_name(settings), handle, claim_idle_ms=idle_ms)
         services.consumer_task = asyncio.create_task(services.consumer.run())
 
         async def record(fields: dict[str, str]) -> None:
             await record_event(redis, fields)
 
         # The team lead's figures: every event of every conversation, in a group of its own.
-        services.kpi_consumer = EventConsumer(redis, consumer_name(settings), record, group=keys.KPI_GROUP)
+        services.kpi_consumer = EventConsumer(
+            redis, consumer_name(settings), record, group=keys.KPI_GROUP, claim_idle_ms=idle_ms
+        )
         kpi_task = asyncio.create_task(services.kpi_consumer.run())
         kpi_trim = asyncio.create_task(trim_loop(redis, settings.kpi_retention_days))
         router = asyncio.create_task(routing.route_loop(app))
