@@ -7,10 +7,11 @@ Configured in ``endpoints.yml``::
 
     event_broker:
       type: bot.broker.RedisStreamBroker
-      url: ${REDIS_HOST}
-      port: ${REDIS_PORT}
       stream: brightline:events
       maxlen: 100000
+
+Redis is the one every process uses (``REDIS_URL``, through Sentinel when
+``REDIS_SENTINELS`` is set): :meth:`bot.settings.RedisAddress.sync_client`.
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ from typing import Any
 import redis
 from rasa.core.brokers.broker import EventBroker
 from rasa.utils.endpoints import EndpointConfig
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
 log = logging.getLogger(__name__)
 
@@ -43,40 +42,22 @@ def stream_fields(event: dict[str, Any]) -> dict[str, str]:
 
 
 class RedisStreamBroker(EventBroker):
-    def __init__(
-        self,
-        host: str = "localhost",
-        port: int = 6379,
-        db: int = 0,
-        password: str | None = None,
-        stream: str = DEFAULT_STREAM,
-        maxlen: int = DEFAULT_MAXLEN,
-    ) -> None:
+    def __init__(self, client: redis.Redis, stream: str = DEFAULT_STREAM, maxlen: int = DEFAULT_MAXLEN) -> None:
         self.stream = stream
         self.maxlen = int(maxlen)
-        # A stale connection after a Redis restart is retried once on a fresh one; a Redis
-        # that stays down makes publish() raise, so the turn fails and the customer is told.
-        self.client = redis.Redis(
-            host=host,
-            port=int(port),
-            db=int(db or 0),
-            password=password or None,
-            socket_timeout=5,
-            socket_connect_timeout=2,
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
-            retry_on_error=[redis.exceptions.ConnectionError],
-        )
+        # A stale connection after a Redis restart (or a failover) is retried on a fresh one; a
+        # Redis that stays down makes publish() raise, so the turn fails and the customer is told.
+        self.client = client
 
     @classmethod
     async def from_endpoint_config(
         cls, broker_config: EndpointConfig, event_loop: AbstractEventLoop | None = None
     ) -> RedisStreamBroker:
+        from bot.settings import load_settings
+
         kwargs = broker_config.kwargs
         return cls(
-            host=broker_config.url or "localhost",
-            port=kwargs.get("port", 6379),
-            db=kwargs.get("db", 0),
-            password=kwargs.get("password"),
+            load_settings().redis.sync_client(),
             stream=kwargs.get("stream", DEFAULT_STREAM),
             maxlen=kwargs.get("maxlen", DEFAULT_MAXLEN),
         )

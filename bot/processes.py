@@ -252,6 +252,8 @@ def service_env(settings: Settings) -> dict[str, str]:
     """The settings a child process must share with its parent (it re-reads them from env)."""
     return {
         "REDIS_URL": settings.redis.url,
+        "REDIS_SENTINELS": ",".join(f"{host}:{port}" for host, port in settings.redis_sentinels),
+        "REDIS_SENTINEL_SERVICE": settings.redis_sentinel_service,
         "RASA_PORT": str(settings.rasa_port),
         "ACTION_HOST": settings.action_host,
         "ACTION_PORT": str(settings.action_port),

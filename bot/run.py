@@ -28,7 +28,7 @@ from bot.processes import (
     redis_process,
     stored_secret,
 )
-from bot.settings import Settings, SettingsError, load_settings, read_env_file
+from bot.settings import RedisAddress, Settings, SettingsError, load_settings, read_env_file
 from bot.supervisor import Supervisor
 from bot.train import train
 
@@ -109,6 +109,16 @@ Press Ctrl-C to stop.
 """.rstrip()
 
 
+def sentinel_ping(redis: RedisAddress) -> bool:
+    """The primary the sentinels name answers."""
+    import redis as redis_py
+
+    try:
+        return bool(redis.sync_client(timeout=3).ping())
+    except redis_py.RedisError:
+        return False
+
+
 def run(settings: Settings) -> int:
     model = train(quiet=True)
     settings = with_channel_secrets(with_redis_password(settings))
@@ -117,7 +127,10 @@ def run(settings: Settings) -> int:
         _check_ports(settings)
         if settings.redis_url:
             redis = settings.redis
-            if not redis_ping(redis.host, redis.port, redis.password, timeout=3):
+            if redis.sentinels:
+                if not sentinel_ping(redis):
+                    raise StartError(f"cannot reach the Redis primary {redis.service!r} through REDIS_SENTINELS")
+            elif not redis_ping(redis.host, redis.port, redis.password, timeout=3):
                 raise StartError(f"cannot reach Redis at REDIS_URL ({redis.host}:{redis.port})")
     except StartError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
@@ -25,6 +25,7 @@ from bot.kb.matcher import MatchSettings
 from bot.ratelimit import Limit, parse_limit
 
 if TYPE_CHECKING:
+    from redis import Redis as SyncRedis
     from redis.asyncio import Redis as AsyncRedis
 
     from bot.frustration import FrustrationSettings
@@ -60,6 +61,10 @@ class RedisAddress:
     db: int = 0
     password: str = ""
     use_ssl: bool = False
+    # With Redis Sentinel: the sentinels' addresses and the name they monitor the primary
+    # under; the primary's host and port above are then ignored (the sentinels say).
+    sentinels: tuple[tuple[str, int], ...] = ()
+    service: str = ""
 
     @classmethod
     def from_url(cls, url: str) -> RedisAddress:
@@ -77,28 +82,60 @@ class RedisAddress:
             use_ssl=parsed.scheme == "rediss",
         )
 
-    def client(self, timeout: float = 5.0) -> AsyncRedis:
+    def client(self, timeout: float | None = 5.0) -> AsyncRedis:
         """The one way our processes open Redis (``redis.asyncio``, no connection until used).
 
         Commands time out instead of hanging, and a command on a connection Redis dropped
-        (it restarted) is retried on a fresh one, so a Redis restart costs no request.
+        (it restarted) is retried on a fresh one, so a Redis restart costs no request. With
+        sentinels, each new connection asks them where the primary is, and the retries span
+        a failover (the sentinels promote a replica within a few seconds).
         """
         from redis.asyncio import Redis
-        from redis.asyncio.retry import Retry
+        from redis.asyncio.sentinel import Sentinel
+
+        options = self._options(timeout)
+        if self.sentinels:
+            return Sentinel(list(self.sentinels), sentinel_kwargs={"socket_timeout": 1.0}).master_for(
+                self.service, redis_class=Redis, **options
+            )
+        return Redis(host=self.host, port=self.port, **options)
+
+    def sync_client(self, timeout: float | None = 5.0, decode_responses: bool = False) -> SyncRedis:
+        """The same, blocking (``redis.Redis``): for Rasa's tracker and lock stores and the broker."""
+        from redis import Redis
+        from redis.sentinel import Sentinel
+
+        options = self._options(timeout, sync=True)
+        if self.sentinels:
+            return Sentinel(list(self.sentinels), sentinel_kwargs={"socket_timeout": 1.0}).master_for(
+                self.service, redis_class=Redis, decode_responses=decode_responses, **options
+            )
+        return Redis(host=self.host, port=self.port, decode_responses=decode_responses, **options)
+
+    def _options(self, timeout: float | None, sync: bool = False) -> dict:
         from redis.backoff import ExponentialBackoff
         from redis.exceptions import ConnectionError as RedisConnectionError
 
-        return Redis(
-            host=self.host,
-            port=self.port,
-            db=self.db,
-            password=self.password or None,
-            ssl=self.use_ssl,
-            socket_connect_timeout=2,
-            socket_timeout=timeout,
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
-            retry_on_error=[RedisConnectionError],
+        if sync:
+            from redis.retry import Retry
+        else:
+            from redis.asyncio.retry import Retry
+        # A restart: one quick retry. A failover: retries over about 4 s, while the sentinels
+        # agree the primary is down and promote its replica.
+        retry = (
+            Retry(ExponentialBackoff(cap=1.0, base=0.1), 7)
+            if self.sentinels
+            else (Retry(ExponentialBackoff(cap=0.5, base=0.05), 2))
         )
+        return {
+            "db": self.db,
+            "password": self.password or None,
+            "ssl": self.use_ssl,
+            "socket_connect_timeout": 2,
+            "socket_timeout": timeout,
+            "retry": retry,
+            "retry_on_error": [RedisConnectionError],
+        }
 
     @property
     def url(self) -> str:
@@ -154,6 +191,10 @@ class Settings:
     action_token: str | None = None
     redis_password: str = ""
     redis_maxmemory: str = "1gb"
+    # REDIS_SENTINELS (host:port,host:port,...) and REDIS_SENTINEL_SERVICE: reach the primary
+    # through Redis Sentinel; REDIS_URL then gives only the password and database.
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_service: str = "brightline"
     cors_origins: tuple[str, ...] = ()
     # WhatsApp and Messenger (bot/channels/media.py, bot/channels/window.py): the largest file a
     # customer may send an agent, and the approved template for messages after WhatsApp's 24 h.
@@ -166,7 +207,10 @@ class Settings:
         """Where Redis is: ``REDIS_URL`` when given, else the local one ``make run`` starts
         (with ``REDIS_PASSWORD``, which ``make run`` generates into ``var/secrets.env``)."""
         if self.redis_url:
-            return RedisAddress.from_url(self.redis_url)
+            address = RedisAddress.from_url(self.redis_url)
+            if self.redis_sentinels:
+                return replace(address, sentinels=self.redis_sentinels, service=self.redis_sentinel_service)
+            return address
         return RedisAddress("127.0.0.1", self.redis_port, password=self.redis_password)
 
     @property
@@ -271,6 +315,21 @@ def _non_negative(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _sentinels(env: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
+    raw = (env.get("REDIS_SENTINELS") or "").strip()
+    if not raw:
+        return ()
+    if not env.get("REDIS_URL"):
+        raise SettingsError("REDIS_SENTINELS needs REDIS_URL too (for the password and database)")
+    found = []
+    for item in raw.split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError(f"REDIS_SENTINELS must look like host:port,host:port; got {item.strip()!r}")
+        found.append((host, int(port)))
+    return tuple(found)
+
+
 def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
     value = _float(env, name, default)
     if value <= 0:
@@ -340,6 +399,8 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: Path | None = 
         action_token=merged.get("ACTION_TOKEN") or None,
         redis_password=redis_password,
         redis_maxmemory=_maxmemory(merged, "1gb"),
+        redis_sentinels=_sentinels(merged),
+        redis_sentinel_service=merged.get("REDIS_SENTINEL_SERVICE") or "brightline",
         cors_origins=_origins(merged),
         max_message_chars=_positive(merged, "MAX_MESSAGE_CHARS", DEFAULT_MAX_MESSAGE_CHARS),
         rate_limit_sender=_limit(merged, "RATE_LIMIT_SENDER", DEFAULT_SENDER_LIMIT),

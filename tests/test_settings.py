@@ -21,9 +21,23 @@ def test_redis_url_is_parsed() -> None:
     assert settings.redis.password == "s3cret"
 
 
+def test_sentinels_name_where_the_primary_is_and_redis_url_keeps_password_and_database() -> None:
+    env = {
+        "REDIS_URL": "redis://:s3cret@ignored:1/3",
+        "REDIS_SENTINELS": "10.0.0.1:26379, 10.0.0.2:26379,10.0.0.3:26380",
+        "REDIS_SENTINEL_SERVICE": "support",
+    }
+    redis = load_settings(env, env_file=NO_FILE).redis
+    assert redis.sentinels == (("10.0.0.1", 26379), ("10.0.0.2", 26379), ("10.0.0.3", 26380))
+    assert (redis.service, redis.password, redis.db) == ("support", "s3cret", 3)
+    assert redis.client().connection_pool.service_name == "support"  # asks the sentinels, not ignored:1
+
+
 @pytest.mark.parametrize(
     ("env", "name"),
     [
+        ({"REDIS_SENTINELS": "10.0.0.1:26379"}, "REDIS_SENTINELS"),  # without REDIS_URL: no password
+        ({"REDIS_URL": "redis://h:1/0", "REDIS_SENTINELS": "10.0.0.1"}, "REDIS_SENTINELS"),
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
         ({"RASA_PORT": "fifty"}, "RASA_PORT"),
         ({"ACTION_PORT": "70000"}, "ACTION_PORT"),

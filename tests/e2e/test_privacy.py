@@ -31,6 +31,7 @@ from redis.asyncio import Redis
 
 from bot.broker import RedisStreamBroker
 from bot.processes import service_env
+from bot.settings import RedisAddress
 from handoff import keys, privacy
 from handoff.agents import Agents
 from handoff.queue import Card, Queue
@@ -235,7 +236,7 @@ def redis_port(redis_server: int) -> int:
 
 def tracker_store(port: int) -> RedisTrackerStore:
     """Rasa's own store, configured as endpoints.yml does, publishing to our broker."""
-    broker = RedisStreamBroker(port=port, db=DB, password=REDIS_TEST_PASSWORD)
+    broker = RedisStreamBroker(RedisAddress("127.0.0.1", port, DB, REDIS_TEST_PASSWORD).sync_client())
     return RedisTrackerStore(
         Domain.empty(), port=port, db=DB, password=REDIS_TEST_PASSWORD, key_prefix="brightline", event_broker=broker
     )
