@@ -67,6 +67,15 @@ class RedisStreamBroker(EventBroker):
         # XADD on a local Redis keeps events in order and costs well under a millisecond.
         self.client.xadd(self.stream, stream_fields(event), maxlen=self.maxlen, approximate=True)
 
+    def publish_many(self, events: list[dict[str, Any]]) -> None:
+        """Several events in order, in one round trip (a tracker save brings about seven)."""
+        if not events:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for event in events:
+            pipe.xadd(self.stream, stream_fields(event), maxlen=self.maxlen, approximate=True)
+        pipe.execute()
+
     def is_ready(self) -> bool:
         try:
             return bool(self.client.ping())
