@@ -133,16 +133,16 @@ class Cluster:
         self.balancer.stop()
 
 
-def start_cluster(settings: Settings, model: Path, log_dir: Path) -> Cluster:
-    """Two nodes behind HAProxy. ``settings`` names Redis, the KB and the secrets; the ports
-    in it are replaced: the balancer's for clients, each node's own for its processes."""
+def start_cluster(settings: Settings, model: Path, log_dir: Path, replicas: int = 2) -> Cluster:
+    """``replicas`` nodes behind HAProxy. ``settings`` names Redis, the KB and the secrets; the
+    ports in it are replaced: the balancer's for clients, each node's own for its processes."""
     if shutil.which("haproxy") is None:
         raise RuntimeError("haproxy is not installed; `make test` installs it (Debian package haproxy)")
     token = uuid.uuid4().hex
     rasa_lb, actions_lb, console_lb, stats = free_port(), free_port(), free_port(), free_port()
     front = replace(settings, rasa_port=rasa_lb, action_port=actions_lb, handoff_port=console_lb)
     nodes, ports = [], {"rasa": [], "actions": [], "console": []}
-    for n in (1, 2):
+    for n in range(1, replicas + 1):
         mine = replace(front, rasa_port=free_port(), action_port=free_port(), handoff_port=free_port())
         node_logs = log_dir / f"node{n}"
         actions = action_server_process(mine, node_logs)

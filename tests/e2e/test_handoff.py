@@ -28,7 +28,19 @@ def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 240))
 
 
-def test_angry_customer_is_handed_off_and_the_agent_takes_over(stack: Stack, agents: list[str]) -> None:
+@pytest.fixture
+def nobody_waiting(stack: Stack) -> None:
+    """Earlier tests leave chats waiting in the shared stack (angry ones climb as they age);
+    a test about places in line starts with an empty queue, as if they had been closed."""
+    redis = stack.redis_client()
+    for conversation_id in redis.zrange(keys.QUEUE, 0, -1):
+        redis.hset(keys.chat(conversation_id), "state", "closed")
+        redis.zrem(keys.QUEUE, conversation_id)
+
+
+def test_angry_customer_is_handed_off_and_the_agent_takes_over(
+    stack: Stack, agents: list[str], nobody_waiting: None
+) -> None:
     sender = new_webchat_id()
 
     async def scenario() -> None:
@@ -206,7 +218,9 @@ async def wait_async(read, timeout: float = 20, want: int = 5) -> int:
     return value
 
 
-def test_waiting_customer_hears_when_their_place_in_the_queue_changes(stack: Stack, agents: list[str]) -> None:
+def test_waiting_customer_hears_when_their_place_in_the_queue_changes(
+    stack: Stack, agents: list[str], nobody_waiting: None
+) -> None:
     first, second = new_webchat_id(), new_webchat_id()
 
     async def scenario() -> None:
