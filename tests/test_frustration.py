@@ -305,9 +305,8 @@ def test_small_talk_between_answer_and_feedback_does_not_hide_it() -> None:
 def test_frustration_builds_up_over_turns_and_fades_when_the_customer_calms_down() -> None:
     # The lexicon's mild words alone (the tone model, which would hand off "useless" at
     # once, is switched off) show the memory across turns.
-    lexicon_only = FrustrationSettings(tone_floor=1.01)
-    turns = [Turn("this is useless"), Turn("useless"), Turn("I'm fed up"), Turn("ok"), Turn("ok")]
-    decision = assess(turns, lexicon_only)
+    texts = ["this is useless", "useless", "I'm fed up", "ok", "ok"]
+    decision = assess([Turn(text, tone=False) for text in texts])
     assert (decision.at_turn, decision.reason) == (3, "frustrated")
     assert decision.scores[0] < decision.scores[1] < decision.scores[2]
     assert decision.scores[2] > decision.scores[3] > decision.scores[4]
@@ -480,3 +479,62 @@ def test_cli_reads_the_threshold_from_the_environment() -> None:
     assert json.loads(lowered.stdout)["reason"] == "frustrated"
     bad = run_cli(stdin, env={"FRUSTRATION_MAX_FALLBACKS": "lots"})
     assert bad.returncode == 2 and "FRUSTRATION_MAX_FALLBACKS" in bad.stderr
+
+
+# --- the tone model and the lexicon together ------------------------------------------------
+
+
+class FixedTone:
+    """A tone model that finds every message angry with one probability."""
+
+    def __init__(self, anger: float) -> None:
+        self.value = anger
+
+    def anger(self, vector) -> float:
+        return self.value
+
+
+def test_an_angry_word_or_shouting_lowers_the_bar_for_the_tone_model() -> None:
+    s = FrustrationSettings()
+    between = (s.tone_with_words + s.tone_alone) / 2
+    vector = [0.0] * 384
+    plain = message_score("how do I pay my bill", s, vector, FixedTone(between))
+    worded = message_score("you lot are crooks, this is ridiculous", s, vector, FixedTone(between))
+    shouted = message_score("WHERE IS MY REFUND??? 6 WEEKS!!!", s, vector, FixedTone(between))
+    assert plain[0] < s.threshold
+    assert worded[0] >= s.threshold and "tone" in worded[1]
+    assert shouted[0] >= s.threshold and "tone" in shouted[1]
+    # Below the floor a calm message's tone adds nothing, so it cannot build up over turns.
+    assert message_score("how do I pay my bill", s, vector, FixedTone(s.tone_floor - 0.01)) == (0.0, {})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "budol kayo",
+        "mga magnanakaw, kinaltasan nyo ako kahit cancelled na",
+        "varalice!",
+        "обични преваранти сте",
+        "ворьё, списали деньги после расторжения",
+        "ქურდები ხართ, ფული დამიბრუნეთ",
+        "zagļi, norakstījāt naudu pēc līguma laušanas",
+    ],
+)
+def test_accusations_of_theft_hand_off_at_once_in_every_language(text: str) -> None:
+    assert assess([Turn(text)]).reason == "frustrated", message_score(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "paano po mag-cancel ng plan?",
+        "na-charge po ako ng dalawang beses ngayong buwan, pa-check po",
+        "kako da raskinem ugovor?",
+        "наплаћено ми је два пута овог месеца, можете ли да проверите",
+        "как расторгнуть договор?",
+        "ამ თვეში ორჯერ ჩამომეჭრა თანხა, გთხოვთ შეამოწმოთ",
+        "kā pārnest numuru pie cita operatora?",
+    ],
+)
+def test_calm_questions_about_leaving_and_calm_reports_of_double_charges_do_not_hand_off(text: str) -> None:
+    assert not assess([Turn(text)]).handoff, message_score(text)
