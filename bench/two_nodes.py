@@ -57,6 +57,7 @@ def measure(replicas: int, seconds: float, texts: list[str]) -> dict:
             "RATE_LIMIT_SENDER": "100000/100000",
             "RATE_LIMIT_ADDRESS": "100000/100000",
             "TURNS_PER_ADDRESS": "1000",
+            "PROXIES_COUNT": "1",
         }
         settings = load_settings(env, env_file=ROOT / "nonexistent")
         cluster = start_cluster(settings, train(quiet=True), var / "log", replicas=replicas)

@@ -254,6 +254,7 @@ def service_env(settings: Settings) -> dict[str, str]:
         "REDIS_URL": settings.redis.url,
         "REDIS_SENTINELS": ",".join(f"{host}:{port}" for host, port in settings.redis_sentinels),
         "REDIS_SENTINEL_SERVICE": settings.redis_sentinel_service,
+        "REDIS_SENTINEL_PASSWORD": settings.redis_sentinel_password,
         "RASA_PORT": str(settings.rasa_port),
         "ACTION_HOST": settings.action_host,
         "ACTION_PORT": str(settings.action_port),
@@ -266,6 +267,9 @@ def service_env(settings: Settings) -> dict[str, str]:
         "TEAMS_FILE": str(settings.teams_file),
         "ROUTING_OFFER_SECONDS": f"{settings.routing_offer_seconds:g}",
         "STREAM_CLAIM_IDLE_SECONDS": f"{settings.stream_claim_idle_seconds:g}",
+        "PROXIES_COUNT": str(settings.proxies_count),
+        # Sanic (Rasa's server) reads this itself: request.remote_addr from X-Forwarded-For.
+        **({"SANIC_PROXIES_COUNT": str(settings.proxies_count)} if settings.proxies_count else {}),
         "HANDOFF_PUBLIC_URL": settings.handoff_public_url,
         "PYTHONUNBUFFERED": "1",
         **QUIET_RASA,

@@ -65,6 +65,7 @@ class RedisAddress:
     # under; the primary's host and port above are then ignored (the sentinels say).
     sentinels: tuple[tuple[str, int], ...] = ()
     service: str = ""
+    sentinel_password: str = ""  # when the sentinels themselves require one (REDIS_SENTINEL_PASSWORD)
 
     @classmethod
     def from_url(cls, url: str) -> RedisAddress:
@@ -95,7 +96,7 @@ class RedisAddress:
 
         options = self._options(timeout)
         if self.sentinels:
-            return Sentinel(list(self.sentinels), sentinel_kwargs={"socket_timeout": 1.0}).master_for(
+            return Sentinel(list(self.sentinels), sentinel_kwargs=self._sentinel_options()).master_for(
                 self.service, redis_class=Redis, **options
             )
         return Redis(host=self.host, port=self.port, **options)
@@ -107,10 +108,16 @@ class RedisAddress:
 
         options = self._options(timeout, sync=True)
         if self.sentinels:
-            return Sentinel(list(self.sentinels), sentinel_kwargs={"socket_timeout": 1.0}).master_for(
+            return Sentinel(list(self.sentinels), sentinel_kwargs=self._sentinel_options()).master_for(
                 self.service, redis_class=Redis, decode_responses=decode_responses, **options
             )
         return Redis(host=self.host, port=self.port, decode_responses=decode_responses, **options)
+
+    def _sentinel_options(self) -> dict:
+        options: dict = {"socket_timeout": 1.0, "socket_keepalive": True}
+        if self.sentinel_password:
+            options["password"] = self.sentinel_password
+        return options
 
     def _options(self, timeout: float | None, sync: bool = False) -> dict:
         from redis.backoff import ExponentialBackoff
@@ -133,6 +140,9 @@ class RedisAddress:
             "ssl": self.use_ssl,
             "socket_connect_timeout": 2,
             "socket_timeout": timeout,
+            # A machine that vanishes (rather than a process that dies) is noticed by TCP
+            # keepalive: a quiet pub/sub subscription has no other way to learn it.
+            "socket_keepalive": True,
             "retry": retry,
             "retry_on_error": [RedisConnectionError],
         }
@@ -183,6 +193,10 @@ class Settings:
     rate_limit_sender: Limit = DEFAULT_SENDER_LIMIT
     rate_limit_address: Limit = DEFAULT_ADDRESS_LIMIT
     turns_per_address: int = DEFAULT_TURNS_PER_ADDRESS
+    # PROXIES_COUNT: how many load balancers in front append to X-Forwarded-For (0: none, the
+    # TCP peer is the client). Behind one HAProxy, 1: the per-address limits then apply to
+    # each customer, not to the balancer, and an X-Forwarded-For the client wrote is ignored.
+    proxies_count: int = 0
     # The REST channel answers only requests bearing this token; unset, it is off.
     rest_token: str | None = None
     # Signs webchat session tokens; without it sessions do not survive a restart of Rasa.
@@ -195,6 +209,7 @@ class Settings:
     # through Redis Sentinel; REDIS_URL then gives only the password and database.
     redis_sentinels: tuple[tuple[str, int], ...] = ()
     redis_sentinel_service: str = "brightline"
+    redis_sentinel_password: str = ""
     cors_origins: tuple[str, ...] = ()
     # WhatsApp and Messenger (bot/channels/media.py, bot/channels/window.py): the largest file a
     # customer may send an agent, and the approved template for messages after WhatsApp's 24 h.
@@ -209,7 +224,12 @@ class Settings:
         if self.redis_url:
             address = RedisAddress.from_url(self.redis_url)
             if self.redis_sentinels:
-                return replace(address, sentinels=self.redis_sentinels, service=self.redis_sentinel_service)
+                return replace(
+                    address,
+                    sentinels=self.redis_sentinels,
+                    service=self.redis_sentinel_service,
+                    sentinel_password=self.redis_sentinel_password,
+                )
             return address
         return RedisAddress("127.0.0.1", self.redis_port, password=self.redis_password)
 
@@ -401,11 +421,13 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: Path | None = 
         redis_maxmemory=_maxmemory(merged, "1gb"),
         redis_sentinels=_sentinels(merged),
         redis_sentinel_service=merged.get("REDIS_SENTINEL_SERVICE") or "brightline",
+        redis_sentinel_password=merged.get("REDIS_SENTINEL_PASSWORD") or "",
         cors_origins=_origins(merged),
         max_message_chars=_positive(merged, "MAX_MESSAGE_CHARS", DEFAULT_MAX_MESSAGE_CHARS),
         rate_limit_sender=_limit(merged, "RATE_LIMIT_SENDER", DEFAULT_SENDER_LIMIT),
         rate_limit_address=_limit(merged, "RATE_LIMIT_ADDRESS", DEFAULT_ADDRESS_LIMIT),
         turns_per_address=_positive(merged, "TURNS_PER_ADDRESS", DEFAULT_TURNS_PER_ADDRESS),
+        proxies_count=_int(merged, "PROXIES_COUNT", 0),
         rest_token=merged.get("REST_TOKEN") or None,
         webchat_secret=merged.get("WEBCHAT_SECRET") or None,
         media_max_bytes=_positive(merged, "MEDIA_MAX_BYTES", DEFAULT_MEDIA_MAX_BYTES),

@@ -227,7 +227,7 @@ async def login(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     form = await request.post()
     name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
-    address = request.remote or "unknown"
+    address = client_address(request, services.settings.proxies_count)
     decision = await services.logins.attempt(name, address)
     if not decision.allowed:
         return _login_refused(request, decision.retry_after)
@@ -253,6 +253,17 @@ async def login(request: web.Request) -> web.Response:
     if isinstance(response, web.HTTPException):
         raise response
     return response
+
+
+def client_address(request: web.Request, proxies: int) -> str:
+    """Who is logging in, for the per-address throttle: the TCP peer, or behind ``proxies``
+    load balancers (``PROXIES_COUNT``) the address the nearest one saw. Entries further left in
+    X-Forwarded-For were written by the client and are not used."""
+    if proxies > 0:
+        hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",") if h.strip()]
+        if len(hops) >= proxies:
+            return hops[-proxies]
+    return request.remote or "unknown"
 
 
 def _wants_json(request: web.Request) -> bool:

@@ -8,7 +8,9 @@ describes, started on loopback for the tests and the two-node bench.
   ``console`` port.
 
 HAProxy checks each server every 500 ms and takes a dead one out after two failed checks;
-a request that cannot connect is retried on the other server (``option redispatch``).
+a request that cannot connect is retried on the other server (``option redispatch``). It
+appends the client's address to X-Forwarded-For, which the processes read with
+``PROXIES_COUNT=1``.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ defaults
     option redispatch
     retries 3
     option http-server-close
+    option forwardfor
 frontend stats
     bind 127.0.0.1:{stats}
     stats enable

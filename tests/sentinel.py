@@ -51,6 +51,7 @@ def _sentinel(name: str, port: int, folder: Path, primary: int, password: str) -
                 f"sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}",
                 f"sentinel failover-timeout {SERVICE} 10000",
                 f"sentinel parallel-syncs {SERVICE} 1",
+                f'requirepass "{password}"',  # the sentinels ask for it too, as bitnami's chart sets them up
             ]
         )
         + "\n",
@@ -58,7 +59,7 @@ def _sentinel(name: str, port: int, folder: Path, primary: int, password: str) -
     )
     os.chmod(conf, 0o600)
     return Process(
-        name, ["redis-server", str(conf), "--sentinel"], folder / "log", lambda: redis_ping("127.0.0.1", port)
+        name, ["redis-server", str(conf), "--sentinel"], folder / "log", lambda: redis_ping("127.0.0.1", port, password)
     )
 
 
@@ -79,13 +80,15 @@ class SentinelSet:
             "REDIS_URL": f"redis://:{self.password}@127.0.0.1:{self.primary_port}/0",
             "REDIS_SENTINELS": ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports),
             "REDIS_SENTINEL_SERVICE": SERVICE,
+            "REDIS_SENTINEL_PASSWORD": self.password,
         }
 
     def master_port(self) -> int | None:
         """The primary's port as the first sentinel that answers says."""
         for port in self.sentinel_ports:
             try:
-                _host, master = redis.Redis(port=port, socket_timeout=1).sentinel_get_master_addr_by_name(SERVICE)
+                sentinel = redis.Redis(port=port, password=self.password, socket_timeout=1)
+                _host, master = sentinel.sentinel_get_master_addr_by_name(SERVICE)
                 return int(master)
             except (redis.RedisError, TypeError):
                 continue
@@ -98,7 +101,10 @@ class SentinelSet:
         while time.monotonic() < deadline:
             try:
                 link = client.info("replication").get("master_link_status") == "up"
-                known = all(redis.Redis(port=p, socket_timeout=1).sentinel_slaves(SERVICE) for p in self.sentinel_ports)
+                known = all(
+                    redis.Redis(port=p, password=self.password, socket_timeout=1).sentinel_slaves(SERVICE)
+                    for p in self.sentinel_ports
+                )
                 if link and known:
                     return
             except redis.RedisError:

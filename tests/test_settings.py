@@ -61,3 +61,16 @@ def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
 
 def test_frustration_threshold_comes_from_the_environment() -> None:
     assert load_settings({"FRUSTRATION_THRESHOLD": "0.9"}, env_file=NO_FILE).frustration.threshold == 0.9
+
+
+def test_behind_a_balancer_the_address_is_the_one_it_saw_never_what_the_client_wrote() -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    from handoff.app import client_address
+
+    spoofed = make_mocked_request("POST", "/login", headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.7"})
+    assert client_address(spoofed, 1) == "203.0.113.7"  # HAProxy appended the real peer last
+    assert client_address(spoofed, 2) == "6.6.6.6"
+    direct = make_mocked_request("POST", "/login", headers={"X-Forwarded-For": "6.6.6.6"})
+    assert client_address(direct, 0) != "6.6.6.6"  # no balancer configured: the header means nothing
+    assert load_settings({"PROXIES_COUNT": "1"}, env_file=NO_FILE).proxies_count == 1

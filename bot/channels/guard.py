@@ -109,6 +109,13 @@ def clean_text(text: str) -> str:
 CLIENT_METADATA = {"customer_name": 100, "button_title": 200, "client_id": 64}
 
 
+def client_address(request: Any) -> str:
+    """The customer's address for the per-address limits: the TCP peer, or, behind load
+    balancers (``PROXIES_COUNT``, which Sanic reads as ``SANIC_PROXIES_COUNT``), the address
+    the nearest of them saw. Whatever the client itself put in X-Forwarded-For is not used."""
+    return str(getattr(request, "remote_addr", "") or getattr(request, "ip", "") or "")
+
+
 def client_metadata(raw: Any) -> dict[str, str]:
     """The known, cleaned, bounded fields of a client's message metadata."""
     if not isinstance(raw, dict):

@@ -38,6 +38,7 @@ from bot.channels.guard import (
     ChannelGuard,
     MessageLedger,
     clean_text,
+    client_address,
     client_metadata,
     conversation_id,
     current_agent,
@@ -112,7 +113,8 @@ class RestInput(InputChannel):
             message_id = clean_text(message_id) or None if message_id else None
             conversation = conversation_id(CHANNEL, sender)
             try:
-                verdict = await self.guard.admit(conversation, request.ip, body.get("message"))
+                address = client_address(request)
+                verdict = await self.guard.admit(conversation, address, body.get("message"))
             except RedisError:
                 log.exception("rest: Redis unavailable")
                 return _error(503, TRY_AGAIN["en"], **{"Retry-After": "5"})
@@ -124,7 +126,7 @@ class RestInput(InputChannel):
                     return _error(429, verdict.reply, **{"Retry-After": verdict.retry_after_header})
                 return _error(400, "'message' must be a string with some text")
             try:
-                async with self.guard.slots.turn(request.ip):
+                async with self.guard.slots.turn(address):
                     return await self.handle(conversation, verdict.text, message_id, body, on_new_message)
             except Busy:
                 return _error(429, "too many messages from your address at once", **{"Retry-After": "1"})

@@ -55,6 +55,7 @@ from bot.channels.guard import (
     InOrder,
     MessageLedger,
     clean_text,
+    client_address,
     client_metadata,
     current_agent,
     guard_settings_from,
@@ -111,7 +112,7 @@ class SessionSigner:
 def _client_address(environ: dict[str, Any] | None) -> str:
     """The peer's address (engine.io's Sanic driver puts a fixed 127.0.0.1 in REMOTE_ADDR)."""
     request = (environ or {}).get("sanic.request")
-    return str(getattr(request, "ip", "") or "")
+    return client_address(request) if request is not None else ""
 
 
 class WebchatOutput(SocketIOOutput):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
+import json
 import os
 import subprocess
 import sys
@@ -45,7 +47,8 @@ def cluster(redis_server: int, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "WEBCHAT_SECRET": WEBCHAT_SECRET,
         "RATE_LIMIT_ADDRESS": "100000/100000",
         "TURNS_PER_ADDRESS": "100",
-        "STREAM_CLAIM_IDLE_SECONDS": "3",  # a dead replica's unfinished events move on within a test
+        "STREAM_CLAIM_IDLE_SECONDS": "3",
+        "PROXIES_COUNT": "1",  # one HAProxy in front  # a dead replica's unfinished events move on within a test
     }
     settings = load_settings(env, env_file=ROOT / "nonexistent")
     running = start_cluster(settings, train(quiet=True), var_dir / "log")
@@ -183,6 +186,21 @@ def test_replies_reach_the_widget_on_either_node_and_agents_on_either_node_see_e
     rasa, console = cluster.served("rasa"), cluster.served("console")
     assert all(rasa[s] > rasa_before[s] for s in rasa) and len(rasa) == 2, (rasa_before, rasa)
     assert all(console[s] > console_before[s] for s in console) and len(console) == 2, (console_before, console)
+
+
+def test_behind_the_balancer_limits_count_each_customer_not_the_balancer(cluster: Cluster) -> None:
+    """HAProxy is every customer's TCP peer; the per-address limits must see the customer's
+    address it passes on (X-Forwarded-For), and never one the client wrote itself."""
+    connection = http.client.HTTPConnection(
+        "127.0.0.1", cluster.settings.rasa_port, timeout=60, source_address=("127.0.0.2", 0)
+    )
+    body = json.dumps({"sender": f"xff-{uuid.uuid4().hex[:8]}", "message": "hi"})
+    headers = {"Authorization": f"Bearer {REST_TOKEN}", "Content-Type": "application/json"}
+    connection.request("POST", "/webhooks/rest/webhook", body, {**headers, "X-Forwarded-For": "198.51.100.66"})
+    assert connection.getresponse().status == 200
+    limited = set(Redis(port=cluster.settings.redis.port, db=DB, password=REDIS_TEST_PASSWORD).keys("ratelimit:*"))
+    assert b"ratelimit:rest:address:127.0.0.2" in limited, limited
+    assert not [k for k in limited if b"198.51.100.66" in k]
 
 
 def test_killing_one_replica_of_each_mid_conversation_loses_nothing(cluster: Cluster) -> None:
