@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 REFRESH_S = 0.1  # consoles: changes gathered this long go out as one refresh
 POSITIONS_EVERY_S = 1.0  # customers: at most one pass over the queue this often
-SAY_AT_ONCE = 8  # place-in-line messages in flight to Rasa at once
+SAY_AT_ONCE = 2  # place-in-line messages in flight to Rasa at once, leaving it room for greetings and replies
 NEAR_FRONT = 3  # from here on every step forward is told
 STEP_SHARE = 0.8  # further back, a customer is told when their place is this share of the last one told
 TELL_AGAIN_S = 120.0  # or when this long has passed since they were last told and they moved
