@@ -114,7 +114,7 @@ class RedisAddress:
         return Redis(host=self.host, port=self.port, decode_responses=decode_responses, **options)
 
     def _sentinel_options(self) -> dict:
-        options: dict = {"socket_timeout": 1.0, "socket_keepalive": True}
+        options: dict = {"socket_timeout": 1.0, "socket_keepalive": True, "ssl": self.use_ssl}
         if self.sentinel_password:
             options["password"] = self.sentinel_password
         return options

@@ -6,8 +6,8 @@ handoff service's API call. python-socketio's Redis manager publishes every emit
 process delivers it to the sockets it holds in that room (local ones at once, before the
 publish). Ours differs from python-socketio's in two ways:
 
-* it opens Redis the one way our processes do (``RedisAddress.client``), without a socket
-  timeout, which would end a subscription that is quiet for a while;
+* it opens Redis the one way our processes do (``RedisAddress.client``, Sentinel-aware),
+  with no socket timeout on the subscription, which would end it while the channel is quiet;
 * messages are JSON, not pickle: python-socketio unpickles what it reads from the channel,
   so anyone able to publish on it could run code in Rasa's process. What it reads must be
   a JSON object, or it is dropped.
@@ -38,8 +38,10 @@ class SharedRooms(AsyncRedisManager):
         super().__init__(url=address.url, channel=channel)
 
     def _redis_connect(self) -> None:
-        self.redis = self.address.client(timeout=None)
-        self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        # Publishing times out like any command (an emit waits for it); the subscription has no
+        # timeout, or a quiet channel would end it.
+        self.redis = self.address.client()
+        self.pubsub = self.address.client(timeout=None).pubsub(ignore_subscribe_messages=True)
 
     async def _publish(self, data: dict[str, Any]) -> Any:
         message = json.dumps(data)
