@@ -35,6 +35,9 @@ bench: model
 	$(PY) bench/guide_answers.py
 	$(PY) bench/stack_latency.py
 	$(PY) bench/throughput.py
+	$(PY) bench/handoff_scale.py
+	$(PY) bench/handoff_scale.py --capacity 200,400,800
+	$(PY) bench/two_nodes.py
 	$(PY) bench/flood.py --write
 
 # Refresh the README's screenshots from the browser tests.

@@ -77,8 +77,8 @@ async def stream_behind_ms(redis: Redis) -> float:
     return max(0.0, now[0] * 1000 + now[1] / 1000 - stamp)
 
 
-def add_agents(tree: Path, env: dict[str, str]) -> list[str]:
-    names = [f"bench{n}" for n in range(AGENTS)]
+def add_agents(tree: Path, env: dict[str, str], count: int = AGENTS) -> list[str]:
+    names = [f"bench{n}" for n in range(count)]
     for name in names:
         command = [sys.executable, "-m", "handoff.agents", "add", name, "--password-stdin"]
         command += ["--capacity", str(CAPACITY), "--roles", "agent"]
@@ -89,8 +89,11 @@ def add_agents(tree: Path, env: dict[str, str]) -> list[str]:
     return names
 
 
-async def scenario(rasa_url: str, console: str, redis: Redis, names: list[str], seconds: float) -> dict:
-    customers = [Customer(rasa_url, f"webchat:{uuid.uuid4().hex}") for _ in range(CHATS)]
+async def scenario(
+    rasa_url: str, console: str, redis: Redis, names: list[str], seconds: float, chats: int = CHATS, rate: float = 10.0
+) -> dict:
+    """``chats`` customers handed off, then ``rate`` customer messages and ``rate`` agent replies a second."""
+    customers = [Customer(rasa_url, f"webchat:{uuid.uuid4().hex}") for _ in range(chats)]
     agents = [Agent(console, name, PASSWORD) for name in names]
     for agent in agents:
         await agent.login()
@@ -110,7 +113,7 @@ async def scenario(rasa_url: str, console: str, redis: Redis, names: list[str], 
     sampler = asyncio.create_task(sample())
     started = time.perf_counter()
     await asyncio.gather(*(c.say(ASK) for c in customers))
-    while await redis.zcard(QUEUE) < CHATS and time.perf_counter() - started < 600:
+    while await redis.zcard(QUEUE) < chats and time.perf_counter() - started < 600:
         await asyncio.sleep(0.2)
     queued_in = time.perf_counter() - started
     while (await stream_behind_ms(redis)) > 0 and time.perf_counter() - started < 900:
@@ -131,7 +134,7 @@ async def scenario(rasa_url: str, console: str, redis: Redis, names: list[str], 
         await redis.hset(f"handoff:chat:{conversation_id}", "position_told", 1)
     rest = ids[10:]
     for n, conversation_id in enumerate(rest):
-        status, body = await agents[(n + 1) % AGENTS].post(f"/api/chats/{conversation_id}/claim")
+        status, body = await agents[(n + 1) % len(agents)].post(f"/api/chats/{conversation_id}/claim")
         assert status == 200, body
     owner = {}
     for agent in agents:
@@ -139,7 +142,7 @@ async def scenario(rasa_url: str, console: str, redis: Redis, names: list[str], 
         for row in queue["mine"]:
             owner[row["conversation_id"]] = agent
     by_id = {c.session_id: c for c in customers}
-    assert len(owner) == CHATS, len(owner)
+    assert len(owner) == chats, len(owner)
     await asyncio.sleep(2)
     for agent in agents:  # what was pushed during set-up
         while not agent.pushed.empty():
@@ -188,7 +191,7 @@ async def scenario(rasa_url: str, console: str, redis: Redis, names: list[str], 
         other = rng.choice(ids)
         tasks.append(asyncio.create_task(agent_replies(owner[other], other, f"Thanks, checking item {n} now")))
         n += 1
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(1 / rate)
     await asyncio.gather(*tasks)
     deadline = time.perf_counter() + 30
     while (sent_c or sent_a) and time.perf_counter() < deadline:
@@ -213,7 +216,7 @@ async def scenario(rasa_url: str, console: str, redis: Redis, names: list[str], 
     }
 
 
-def measure(tree: Path, seconds: float) -> dict:
+def measure(tree: Path, seconds: float, chats: int = CHATS, rate: float = 10.0) -> dict:
     redis_port, handoff_port = free_port(), free_port()
     password = uuid.uuid4().hex
     extra = {
@@ -225,13 +228,13 @@ def measure(tree: Path, seconds: float) -> dict:
     }
     with started_stack(tree, extra) as (rest_url, _token):
         parts = urlsplit(rest_url)
-        names = add_agents(tree, {**extra, "REDIS_URL": ""})
+        names = add_agents(tree, {**extra, "REDIS_URL": ""}, max(AGENTS, -(-chats // (CAPACITY - 10))))
 
         async def run() -> dict:
             redis = Redis(port=redis_port, password=password)
             try:
                 return await scenario(f"{parts.scheme}://{parts.netloc}", f"http://127.0.0.1:{handoff_port}", redis,
-                                      names, seconds)  # fmt: skip
+                                      names, seconds, chats, rate)  # fmt: skip
             finally:
                 await redis.close()
 
@@ -250,13 +253,50 @@ def rows(name: str, r: dict) -> list[str]:
     ]
 
 
+TARGETS = {"to_agent": 50.0, "to_customer": 150.0}  # p99, ms (issue 12)
+
+
+def capacity(levels: list[int], seconds: float, out: Path) -> int:
+    """One node with more and more open chats, each customer writing about every 20 s and
+    agents answering as often: where the latency targets stop holding."""
+    lines = [
+        f"One node (`python -m bot.run`), measured {time.strftime('%Y-%m-%d')} on this 2-core machine with "
+        f"`bench/handoff_scale.py --capacity`: N customers handed off at once and taken, then for {seconds:.0f} s "
+        "each customer writes about every 20 s and agents answer as often (N/20 messages a second each way). "
+        "Targets: customer → agent p99 ≤ 50 ms, agent → customer p99 ≤ 150 ms.",
+        "",
+        "| open chats | messages/s each way | reader behind (max) | take a chat (median / max) | customer → agent "
+        "p50 / p99 | agent → customer p50 / p99 | lost | within targets |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for chats in levels:
+        rate = chats / 20
+        r = measure(ROOT, seconds, chats, rate)
+        ok = all(percentile(r[k], 0.99) <= limit for k, limit in TARGETS.items()) and not r["lost"]
+        lines.append(
+            f"| {chats} | {rate:.0f} | {r['behind_max'] / 1000:.1f} s | {percentile(r['claims'], 0.5):.0f} / "
+            f"{max(r['claims']):.0f} ms | {percentile(r['to_agent'], 0.5):.0f} / "
+            f"{percentile(r['to_agent'], 0.99):.0f} ms "
+            f"| {percentile(r['to_customer'], 0.5):.0f} / {percentile(r['to_customer'], 0.99):.0f} ms | {r['lost']} "
+            f"| {'yes' if ok else 'no'} |"
+        )
+        print(lines[-1], flush=True)
+    section = "\n".join(lines)
+    write_section(out, "handoff_capacity", "Open chats one node carries (`bench/handoff_scale.py --capacity`)", section)
+    print(section)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", default=BASELINE)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--only-after", action="store_true", help="skip the baseline (a quick look)")
+    parser.add_argument("--capacity", default="", help="open chats to try, e.g. 200,400,800: this tree only")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
+    if args.capacity:
+        return capacity([int(n) for n in args.capacity.split(",")], args.seconds, args.out)
     results = {}
     if not args.only_after:
         with tempfile.TemporaryDirectory() as temporary:
