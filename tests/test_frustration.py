@@ -516,6 +516,8 @@ def test_an_angry_word_or_shouting_lowers_the_bar_for_the_tone_model() -> None:
         "varalice!",
         "обични преваранти сте",
         "ворьё, списали деньги после расторжения",
+        "кидалы, развели на деньги за роуминг которым я не пользовался",
+        "это лохотрон, а не связь",
         "ქურდები ხართ, ფული დამიბრუნეთ",
         "zagļi, norakstījāt naudu pēc līguma laušanas",
     ],
