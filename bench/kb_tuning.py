@@ -27,6 +27,7 @@ from bot.kb import load  # noqa: E402
 from bot.kb.matcher import ANSWER, Matcher  # noqa: E402
 from bot.kb.model import KnowledgeBase  # noqa: E402
 from bot.language import guess_language  # noqa: E402
+from bot.settings import load_settings  # noqa: E402
 
 
 def figures(rows: list[tuple[str | None, object]]) -> dict[str, float]:
@@ -53,7 +54,7 @@ def by_group(cases: list[tuple[str, str | None]], matches) -> dict[str, dict]:
     }
 
 
-def cross_validation(kb: KnowledgeBase, folds: int) -> list[tuple[str, str, object]]:
+def cross_validation(kb: KnowledgeBase, folds: int, settings) -> list[tuple[str, str, object]]:
     """(query, expected id, Match) for every alternative, each matched with its fold left out."""
     out = []
     previous = None
@@ -65,7 +66,7 @@ def cross_validation(kb: KnowledgeBase, folds: int) -> list[tuple[str, str, obje
                 kept[language] = tuple(t for n, t in enumerate(texts) if n % folds != fold)
                 held.extend((t, entry.id) for n, t in enumerate(texts) if n % folds == fold)
             entries.append(replace(entry, alternatives=kept))
-        matcher = Matcher(KnowledgeBase.of(entries), previous=previous)
+        matcher = Matcher(KnowledgeBase.of(entries), settings, previous=previous)
         previous = matcher
         matches = matcher.match_many([q for q, _ in held])
         out.extend((q, e, m) for (q, e), m in zip(held, matches, strict=True))
@@ -87,7 +88,8 @@ def main() -> int:
     parser.add_argument("--misses", action="store_true", help="print the tuning questions answered wrongly")
     args = parser.parse_args()
     kb = load(ROOT / "data" / "faq")
-    matcher = Matcher(kb)
+    settings = load_settings().match  # KB_ANSWER_CUTOFF etc. from the environment, as `bot.kb match`
+    matcher = Matcher(kb, settings)
     cases = tuning_cases({e.id for e in kb.entries})
     matches = matcher.match_many([q for q, _ in cases])
     result = {"tuning": by_group(cases, matches)}
@@ -97,7 +99,7 @@ def main() -> int:
             if (e and top != e) or (m.decision == ANSWER and m.id != e):
                 print(f"  {e} -> {m.decision} {top} {m.score}: {q}")
     if not args.no_cv:
-        cv = cross_validation(kb, args.folds)
+        cv = cross_validation(kb, args.folds, settings)
         result["cv"] = by_group([(q, e) for q, e, _ in cv], [m for _, _, m in cv])
     if args.json:
         print(json.dumps(result))

@@ -57,12 +57,12 @@ class ScoreModel:
     vague message into "did you mean".
     """
 
-    nearest: float = 0.15
-    centroid: float = 0.5
+    nearest: float = 0.3
+    centroid: float = 0.7
     answer: float = 0.3
-    fuzzy: float = 0.08
-    coefficients: tuple[float, ...] = (3.16, 3.449, -3.838, 8.116, 23.522)
-    bias: float = -6.674
+    fuzzy: float = 0.12
+    coefficients: tuple[float, ...] = (1.879, 1.881, -2.523, 9.154, 19.005)
+    bias: float = -6.49
 
     def combine(self, nearest, centroid, answer, fuzzy):
         """The ranking score (floats or arrays alike)."""
