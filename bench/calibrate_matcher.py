@@ -106,7 +106,7 @@ def main() -> int:
 
     tops = []
     for (expected, _), (ranked, features) in zip(((e, q) for q, e in cases), ranked_all, strict=True):
-        probabilities = 100 * model.probability(features[:2])
+        probabilities = np.round(100 * model.probability(features[:2]), 1)  # as the matcher reports them
         second = probabilities[1] if len(ranked) > 1 else 0.0
         tops.append((expected, ranked[0] == index.get(expected, -1), probabilities[0], second))
     oos = [t for t in tops if t[0] is None]

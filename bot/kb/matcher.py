@@ -58,11 +58,11 @@ class ScoreModel:
     """
 
     nearest: float = 0.3
-    centroid: float = 0.7
+    centroid: float = 0.3
     answer: float = 0.3
     fuzzy: float = 0.12
-    coefficients: tuple[float, ...] = (1.879, 1.881, -2.523, 9.154, 19.005)
-    bias: float = -6.49
+    coefficients: tuple[float, ...] = (-0.29, 4.921, -3.359, 8.189, 26.498)
+    bias: float = -5.859
 
     def combine(self, nearest, centroid, answer, fuzzy):
         """The ranking score (floats or arrays alike)."""
