@@ -12,7 +12,8 @@ Steps, each printed so a reviewer can follow the choice:
    the score reads as a probability;
 3. cut-offs: the answer cut-off and margin that answer the most in-scope questions while
    at least 95% of answers are right and at most 7% of out-of-scope questions are
-   answered; the suggest cut-off that keeps "did you mean" for out-of-scope questions
+   answered, and none of the nonsense of ``paraphrases.yml`` (``make test`` checks that it is
+   never answered); the suggest cut-off that keeps "did you mean" for out-of-scope questions
    under 20%.
 
 Paste the result into ``ScoreModel`` and ``MatchSettings`` defaults.
@@ -105,15 +106,18 @@ def main() -> int:
 
     tops = []
     for (expected, _), (ranked, features) in zip(((e, q) for q, e in cases), ranked_all, strict=True):
-        probabilities = 100 * model.probability(features[:2])
+        probabilities = np.round(100 * model.probability(features[:2]), 1)  # as the matcher reports them
         second = probabilities[1] if len(ranked) > 1 else 0.0
         tops.append((expected, ranked[0] == index.get(expected, -1), probabilities[0], second))
     oos = [t for t in tops if t[0] is None]
+    data = yaml.safe_load(PARAPHRASES.read_text(encoding="utf-8"))
+    nonsense = {c if isinstance(c, str) else c["text"] for c in data.get("nonsense", [])}
+    nonsense_tops = [t for (query, _), t in zip(cases, tops, strict=True) if query in nonsense]
     chosen = None
     for cutoff, margin in itertools.product(range(30, 100), range(0, 41, 2)):
         answered = [t for t in tops if t[2] >= cutoff and t[2] - t[3] >= margin]
         in_answered = [t for t in answered if t[0] is not None]
-        if not in_answered:
+        if not in_answered or any(t[2] >= cutoff and t[2] - t[3] >= margin for t in nonsense_tops):
             continue
         accuracy = sum(t[1] for t in in_answered) / len(in_answered)
         oos_answered = sum(1 for t in answered if t[0] is None) / max(1, len(oos))

@@ -84,6 +84,15 @@ def test_cyrillic_and_georgian_questions_match_and_answer_in_their_language(matc
     assert ka.decision in (ANSWER, SUGGEST) and ka.id == "billing-pay-bill" and ka.language == "ka"
 
 
+def test_travel_abroad_described_as_a_situation_finds_the_travel_pass(matcher: Matcher) -> None:
+    # From tests/data/tuning (issue 9): before the colloquial Serbian and Latvian phrasings
+    # these got "I didn't understand" with an unrelated entry first.
+    sr = matcher.match("путујем у турску за празнике, шта да укључим да ми ради интернет на телефону")
+    assert sr.decision == ANSWER and sr.id == "plans-travel-pass" and sr.language == "sr"
+    lv = matcher.match("nākamnedēļ braucu uz asv, ko darīt lai telefonā strādātu internets")
+    assert lv.decision in (ANSWER, SUGGEST) and lv.candidates[0].id == "plans-travel-pass"
+
+
 def test_cut_offs_decide(matcher: Matcher) -> None:
     strict = Matcher(matcher.kb, MatchSettings(answer_cutoff=100, suggest_cutoff=100))
     assert strict.match("pay bil").decision == NONE

@@ -57,12 +57,12 @@ class ScoreModel:
     vague message into "did you mean".
     """
 
-    nearest: float = 0.15
-    centroid: float = 0.5
+    nearest: float = 0.3
+    centroid: float = 0.3
     answer: float = 0.3
-    fuzzy: float = 0.08
-    coefficients: tuple[float, ...] = (3.16, 3.449, -3.838, 8.116, 23.522)
-    bias: float = -6.674
+    fuzzy: float = 0.12
+    coefficients: tuple[float, ...] = (-0.29, 4.921, -3.359, 8.189, 26.498)
+    bias: float = -5.859
 
     def combine(self, nearest, centroid, answer, fuzzy):
         """The ranking score (floats or arrays alike)."""
