@@ -100,17 +100,7 @@ class Stack:
         self, name: str, password: str, capacity: int = 3, roles: str = "agent", teams: str = "", languages: str = ""
     ) -> None:
         """Create an account the way an operator does: with the CLI."""
-        command = ["add", name, "--password-stdin", "--capacity", str(capacity), "--roles", roles]
-        command += ["--teams", teams, "--languages", languages]
-        result = subprocess.run(
-            [sys.executable, "-m", "handoff.agents", *command],
-            input=password + "\n",
-            env={**os.environ, **service_env(self.settings)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert result.returncode == 0, result.stderr
+        add_agent(self.settings, name, password, capacity, roles, teams, languages)
 
     def kill_handoff(self) -> None:
         """A crash, not a shutdown: SIGKILL leaves whatever it was doing half done."""
@@ -138,6 +128,29 @@ class Stack:
         self.rasa = rasa_process(self.settings, self.model, self.token, self.log_dir)
         self.rasa.start()
         self.rasa.wait_healthy(START_TIMEOUT)
+
+
+def add_agent(
+    settings: Settings,
+    name: str,
+    password: str,
+    capacity: int = 3,
+    roles: str = "agent",
+    teams: str = "",
+    languages: str = "",
+) -> None:
+    """``python -m handoff.agents add`` against the Redis ``settings`` name, as an operator runs it."""
+    command = ["add", name, "--password-stdin", "--capacity", str(capacity), "--roles", roles]
+    command += ["--teams", teams, "--languages", languages]
+    result = subprocess.run(
+        [sys.executable, "-m", "handoff.agents", *command],
+        input=password + "\n",
+        env={**os.environ, **service_env(settings)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.fixture(scope="session")

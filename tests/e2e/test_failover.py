@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,13 +17,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from bot.processes import Process, action_server_process, handoff_process, rasa_process, service_env
+from bot.processes import Process, action_server_process, handoff_process, rasa_process
 from bot.settings import ROOT, Settings, load_settings
 from bot.train import train
 from tests.e2e.clients import WEBCHAT_SECRET, Agent, Customer
 from tests.e2e.test_replicas import deliver
 from tests.sentinel import SentinelSet, start_sentinels
-from tests.stack import REST_TOKEN
+from tests.stack import REST_TOKEN, add_agent
 
 PASSWORD = "failover agent password"
 START_TIMEOUT = 300.0
@@ -77,15 +75,7 @@ def failover(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FailoverStack
         for process in processes:
             process.start()
             process.wait_healthy(START_TIMEOUT)
-        done = subprocess.run(
-            [sys.executable, "-m", "handoff.agents", "add", "fay", "--password-stdin", "--capacity", "5"],
-            input=PASSWORD + "\n",
-            env={**os.environ, **service_env(settings)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
+        add_agent(settings, "fay", PASSWORD, capacity=5)
         yield FailoverStack(settings, redis_set, processes)
     finally:
         for process in reversed(processes):

@@ -27,6 +27,31 @@ def redis_port(redis_server: int) -> int:
     return redis_server
 
 
+def announcing_app(queue: Queue, agents: Agents, redis: Redis, session, hours):
+    """The handoff service's parts that announce places in line; Rasa is an address where
+    nothing listens, so nothing is sent (the announcements are recorded all the same)."""
+    from aiohttp import web
+
+    from bot.settings import load_settings
+    from handoff.agents import LoginGuard
+    from handoff.app import SERVICES, Services
+    from handoff.hub import Hub
+    from handoff.rasa_api import RasaApi
+
+    app = web.Application()
+    app[SERVICES] = Services(
+        settings=load_settings(),
+        redis=redis,
+        queue=queue,
+        agents=agents,
+        hub=Hub(),
+        rasa=RasaApi(session, "http://127.0.0.1:9", "token"),
+        logins=LoginGuard(redis),
+        hours=hours,
+    )
+    return app
+
+
 def run_with_queue(port: int, body) -> None:
     async def scenario() -> None:
         redis = Redis(port=port, db=DB, password=REDIS_TEST_PASSWORD)
@@ -113,15 +138,9 @@ def test_no_queue_updates_while_the_team_is_away(redis_port: int, tmp_path, open
     """Out of hours the customer was told when the team is back; "you are now number 3"
     every time the queue changes overnight would only say nobody is coming."""
     import aiohttp
-    from aiohttp import web
 
     from bot.business_hours import load_business_hours
-    from bot.settings import load_settings
-    from handoff.agents import LoginGuard
-    from handoff.app import SERVICES, Services
-    from handoff.hub import Hub
     from handoff.live import announce_positions
-    from handoff.rasa_api import RasaApi
 
     hours = tmp_path / "hours.yml"
     day = "00:00-24:00" if open_now else "closed"
@@ -134,17 +153,7 @@ def test_no_queue_updates_while_the_team_is_away(redis_port: int, tmp_path, open
         assert await queue.remember_position_told("second", 2)
         await redis.hset(keys.chat("first"), "state", ASSIGNED)  # an agent took the first
         async with aiohttp.ClientSession() as session:
-            app = web.Application()
-            app[SERVICES] = Services(
-                settings=load_settings(),
-                redis=redis,
-                queue=queue,
-                agents=agents,
-                hub=Hub(),
-                rasa=RasaApi(session, "http://127.0.0.1:9", "token"),  # nothing listens: not sent
-                logins=LoginGuard(redis),
-                hours=load_business_hours(hours),
-            )
+            app = announcing_app(queue, agents, redis, session, load_business_hours(hours))
             await announce_positions(app)
         told = int(await redis.hget(keys.chat("second"), "position_told"))
         assert told == (1 if open_now else 2)
@@ -157,32 +166,16 @@ def test_with_many_waiting_only_a_real_step_forward_is_announced(redis_port: int
     new place, and the one whose place improved by a fifth; the 25 further back are not sent
     a message each time one chat is taken (with 200 waiting that was 200 messages a claim)."""
     import aiohttp
-    from aiohttp import web
 
     from bot.business_hours import load_business_hours
-    from bot.settings import load_settings
-    from handoff.agents import LoginGuard
-    from handoff.app import SERVICES, Services
-    from handoff.hub import Hub
     from handoff.live import announce_positions
-    from handoff.rasa_api import RasaApi
 
     async def body(queue: Queue, agents: Agents, redis: Redis) -> None:
         start = time.time() - 100
         for n in range(30):
             await queue.enqueue(Card(f"c{n:02d}", "asked_for_human", created_at=start + n))
         async with aiohttp.ClientSession() as session:
-            app = web.Application()
-            app[SERVICES] = Services(
-                settings=load_settings(),
-                redis=redis,
-                queue=queue,
-                agents=agents,
-                hub=Hub(),
-                rasa=RasaApi(session, "http://127.0.0.1:9", "token"),  # nothing listens: not sent
-                logins=LoginGuard(redis),
-                hours=load_business_hours("always"),
-            )
+            app = announcing_app(queue, agents, redis, session, load_business_hours("always"))
             assert await announce_positions(app) == 30  # everyone hears their place once
             assert await announce_positions(app) == 0  # nothing moved: nothing said
             await redis.hset(keys.chat("c00"), "state", ASSIGNED)

@@ -13,9 +13,6 @@ import asyncio
 import contextlib
 import http.client
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 
@@ -23,12 +20,11 @@ import pytest
 import requests
 from redis import Redis
 
-from bot.processes import service_env
 from bot.settings import ROOT, load_settings
 from bot.train import train
 from tests.cluster import Cluster, start_cluster
 from tests.e2e.clients import WEBCHAT_SECRET, Agent, Customer
-from tests.stack import REDIS_TEST_PASSWORD, REST_TOKEN
+from tests.stack import REDIS_TEST_PASSWORD, REST_TOKEN, add_agent
 
 DB = 5  # a database of its own: the single-node stack uses 0
 PASSWORD = "replica agent password"
@@ -54,15 +50,7 @@ def cluster(redis_server: int, tmp_path_factory: pytest.TempPathFactory) -> Iter
     running = start_cluster(settings, train(quiet=True), var_dir / "log")
     try:
         for name in ("rita", "sam"):
-            done = subprocess.run(
-                [sys.executable, "-m", "handoff.agents", "add", name, "--password-stdin", "--capacity", "5"],
-                input=PASSWORD + "\n",
-                env={**os.environ, **service_env(running.settings)},
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-            assert done.returncode == 0, done.stderr
+            add_agent(running.settings, name, PASSWORD, capacity=5)
         yield running
     finally:
         running.stop()
