@@ -149,7 +149,12 @@ async def scenario(
             if row["conversation_id"] in ours:
                 owner[row["conversation_id"]] = agent
     by_id = {c.session_id: c for c in customers}
-    assert len(owner) == chats, len(owner)
+    if len(owner) != chats:
+        missing = [i for i in ids if i not in owner][:5]
+        states = [await redis.hgetall(f"handoff:chat:{i}") for i in missing]
+        shown = [{k.decode(): v.decode()[:40] for k, v in s.items() if k != b"card"} for s in states]
+        agents_now = {n: await redis.hgetall(f"handoff:agent:{n}") for n in names}
+        raise AssertionError(f"{len(owner)} of {chats} chats with an agent; e.g. {shown}; agents {agents_now}")
     await asyncio.sleep(2)
     for agent in agents:  # what was pushed during set-up
         while not agent.pushed.empty():

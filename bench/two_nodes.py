@@ -90,10 +90,11 @@ def measure(replicas: int, seconds: float, texts: list[str]) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--nodes", default="1,2")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
     texts = [text for conversation in messages(40) for text in conversation]
-    results = {n: measure(n, args.seconds, texts) for n in (1, 2)}
+    results = {n: measure(n, args.seconds, texts) for n in (int(x) for x in args.nodes.split(","))}
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} with `.venv/bin/python bench/two_nodes.py --seconds {args.seconds:g}`: "
         "the same load through HAProxy to one node (one replica of Rasa, the action server and the handoff "

@@ -20,6 +20,7 @@ import io
 import os
 import shutil
 import signal
+import time
 import urllib.request
 import uuid
 from dataclasses import dataclass, replace
@@ -106,11 +107,24 @@ class Cluster:
 
     def served(self, backend: str) -> dict[str, int]:
         """Requests (and WebSocket sessions) each server of ``backend`` has had, from HAProxy's stats."""
+        return {name: int(row["stot"] or 0) for name, row in self._servers(backend).items()}
+
+    def wait_up(self, timeout: float = 30.0) -> None:
+        """Until HAProxy's health checks have found every server up (two checks, 500 ms apart)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = [row["status"] for b in ("rasa", "actions", "console") for row in self._servers(b).values()]
+            if states and all(state == "UP" for state in states):
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"HAProxy does not see every server up: {states}")
+
+    def _servers(self, backend: str) -> dict[str, dict[str, str]]:
         with urllib.request.urlopen(f"{self.stats_url}/stats;csv", timeout=5) as response:
             rows = list(csv.reader(io.StringIO(response.read().decode().lstrip("# "))))
         head = rows[0]
         return {
-            row[head.index("svname")]: int(row[head.index("stot")] or 0)
+            row[head.index("svname")]: dict(zip(head, row, strict=False))
             for row in rows[1:]
             if row and row[0] == backend and row[head.index("svname")] not in ("BACKEND", "FRONTEND")
         }
@@ -128,6 +142,7 @@ class Cluster:
                 process.start()
         for process in self.nodes[node].processes():
             process.wait_healthy(START_TIMEOUT)
+        self.wait_up()
 
     def stop(self) -> None:
         for node in self.nodes:
@@ -195,6 +210,7 @@ def start_cluster(settings: Settings, model: Path, log_dir: Path, replicas: int 
                 getattr(node, kind).start()
             for node in nodes:
                 getattr(node, kind).wait_healthy(START_TIMEOUT)
+        cluster.wait_up()
     except BaseException:
         cluster.stop()
         raise
