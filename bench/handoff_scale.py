@@ -77,21 +77,6 @@ async def stream_behind_ms(redis: Redis) -> float:
     return max(0.0, now[0] * 1000 + now[1] / 1000 - stamp)
 
 
-async def send_until_stored(customer: Customer, text: str, timeout: float = 300) -> None:
-    """As the widget sends: with an id, again after the server's ``retry_after`` until it is stored."""
-    body = {"message": text, "session_id": customer.session_id, "client_id": uuid.uuid4().hex}
-    deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline:
-        try:
-            ack = await customer.sio.call("user_uttered", body, timeout=60)
-        except Exception:  # no answer in time: send again, as the widget does
-            ack = None
-        if isinstance(ack, dict) and ack.get("ok"):
-            return
-        await asyncio.sleep(float((ack or {}).get("retry_after") or 1))
-    raise AssertionError(f"{text!r} was never stored")
-
-
 def add_agents(tree: Path, env: dict[str, str], count: int = AGENTS) -> list[str]:
     names = [f"bench{n}" for n in range(count)]
     for name in names:
@@ -127,7 +112,7 @@ async def scenario(
 
     sampler = asyncio.create_task(sample())
     started = time.perf_counter()
-    await asyncio.gather(*(send_until_stored(c, ASK) for c in customers))
+    await asyncio.gather(*(c.send_until_stored(ASK, timeout=300) for c in customers))
     ours = {c.session_id for c in customers}
 
     async def queued() -> list[str]:

@@ -245,6 +245,24 @@ def listening(port: int) -> set[str]:
     return found
 
 
+def rest_say(url: str, sender: str, text: str, timeout: float = 60) -> list[dict]:
+    """A REST client as a customer's app would be: it tries again while the server says to
+    (502/503 while a node dies or Redis fails over, 429 with its wait)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = requests.post(
+            f"{url}/webhooks/rest/webhook",
+            json={"sender": sender, "message": text},
+            headers={"Authorization": f"Bearer {REST_TOKEN}"},
+            timeout=60,
+        )
+        if response.status_code in (502, 503, 429) and time.monotonic() < deadline:
+            time.sleep(1)
+            continue
+        response.raise_for_status()
+        return response.json()
+
+
 def new_sender() -> str:
     """A REST sender name (its conversation id is ``rest:{name}``)."""
     return f"test-{uuid.uuid4().hex[:12]}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -65,6 +66,22 @@ class Customer:
 
     async def say(self, text: str) -> None:
         await self.sio.emit("user_uttered", {"message": text, "session_id": self.session_id})
+
+    async def send_until_stored(self, text: str, client_id: str | None = None, timeout: float = 90) -> dict:
+        """Send as the widget does: with an id, again after the server's ``retry_after`` (or a
+        dead socket) until the server says the message is stored."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        body = {"message": text, "session_id": self.session_id, "client_id": client_id or uuid.uuid4().hex}
+        while loop.time() < deadline:
+            try:
+                ack = await self.sio.call("user_uttered", body, timeout=20)
+            except Exception:  # the socket died with its node, or no answer yet
+                ack = None
+            if isinstance(ack, dict) and ack.get("ok"):
+                return ack
+            await asyncio.sleep(float((ack or {}).get("retry_after") or 1))
+        raise AssertionError(f"{text!r} never acknowledged")
 
     async def expect(self, predicate: Callable[[dict], bool], timeout: float = 30, what: str = "") -> dict:
         """Wait for a bot/agent message matching ``predicate``; fail with what did arrive."""

@@ -15,15 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 
 from bot.processes import Process, action_server_process, handoff_process, rasa_process
 from bot.settings import ROOT, Settings, load_settings
 from bot.train import train
 from tests.e2e.clients import WEBCHAT_SECRET, Agent, Customer
-from tests.e2e.test_replicas import deliver
 from tests.sentinel import SentinelSet, start_sentinels
-from tests.stack import REST_TOKEN, add_agent
+from tests.stack import REST_TOKEN, add_agent, rest_say
 
 PASSWORD = "failover agent password"
 START_TIMEOUT = 300.0
@@ -83,23 +81,6 @@ def failover(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FailoverStack
         redis_set.stop()
 
 
-def rest_say(url: str, sender: str, text: str, timeout: float = 60) -> list[dict]:
-    """A REST client that tries again while the server says to (503 during the failover)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        response = requests.post(
-            f"{url}/webhooks/rest/webhook",
-            json={"sender": sender, "message": text},
-            headers={"Authorization": f"Bearer {REST_TOKEN}"},
-            timeout=60,
-        )
-        if response.status_code in (502, 503, 429) and time.monotonic() < deadline:
-            time.sleep(1)
-            continue
-        response.raise_for_status()
-        return response.json()
-
-
 def test_the_primary_dies_mid_conversation_and_nothing_acknowledged_is_lost(failover: FailoverStack) -> None:
     conversation = f"webchat:{uuid.uuid4().hex}"
     alone = f"failover-{uuid.uuid4().hex[:8]}"
@@ -118,7 +99,7 @@ def test_the_primary_dies_mid_conversation_and_nothing_acknowledged_is_lost(fail
                 slowest = 0.0
                 for n, text in enumerate(said):
                     started = time.monotonic()
-                    sending = asyncio.create_task(deliver(me, text, uuid.uuid4().hex, timeout=120))
+                    sending = asyncio.create_task(me.send_until_stored(text, timeout=120))
                     if n == 8:  # the primary dies while this message is being handled
                         await asyncio.sleep(0.03)
                         killed = time.monotonic()

@@ -17,14 +17,13 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-import requests
 from redis import Redis
 
 from bot.settings import ROOT, load_settings
 from bot.train import train
 from tests.cluster import Cluster, start_cluster
 from tests.e2e.clients import WEBCHAT_SECRET, Agent, Customer
-from tests.stack import REDIS_TEST_PASSWORD, REST_TOKEN, add_agent
+from tests.stack import REDIS_TEST_PASSWORD, REST_TOKEN, add_agent, rest_say
 
 DB = 5  # a database of its own: the single-node stack uses 0
 PASSWORD = "replica agent password"
@@ -58,38 +57,6 @@ def cluster(redis_server: int, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 300))
-
-
-def rest_say(url: str, sender: str, text: str, attempts: int = 5) -> list[dict]:
-    """A REST client as a customer's app would be: a 502/503 (a node just died) is tried again."""
-    for _ in range(attempts):
-        response = requests.post(
-            f"{url}/webhooks/rest/webhook",
-            json={"sender": sender, "message": text},
-            headers={"Authorization": f"Bearer {REST_TOKEN}"},
-            timeout=60,
-        )
-        if response.status_code not in (502, 503):
-            response.raise_for_status()
-            return response.json()
-    response.raise_for_status()
-    return []
-
-
-async def deliver(customer: Customer, text: str, client_id: str, timeout: float = 90) -> dict:
-    """Send as the widget does: with an id, again and again until the server says it is stored."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    body = {"message": text, "session_id": customer.session_id, "client_id": client_id}
-    while loop.time() < deadline:
-        try:
-            ack = await customer.sio.call("user_uttered", body, timeout=20)
-        except Exception:  # the socket died with its node, or no answer yet
-            ack = None
-        if isinstance(ack, dict) and ack.get("ok"):
-            return ack
-        await asyncio.sleep(float((ack or {}).get("retry_after") or 1))
-    raise AssertionError(f"{text!r} never acknowledged")
 
 
 async def only_once(agent: Agent, conversation_id: str, texts: list[str], timeout: float = 30) -> None:
@@ -224,10 +191,10 @@ def test_killing_one_replica_of_each_mid_conversation_loses_nothing(cluster: Clu
             async with Customer(cluster.rasa_url, conversation) as back:
                 history = [t["text"] for t in back.history]
                 assert all(text in history for text in before), history
-                await deliver(back, inflight, client_id)
+                await back.send_until_stored(inflight, client_id)
                 after = [f"after the crash {n}" for n in range(3)]
                 for text in after:
-                    await deliver(back, text, uuid.uuid4().hex)
+                    await back.send_until_stored(text)
                 await only_once(sam, conversation, after)
                 status, body = await sam.post(f"/api/chats/{conversation}/reply", {"text": "got them all"})
                 assert status == 200, body
