@@ -10,13 +10,35 @@ Saving a tracker costs one read instead of Rasa's two: Rasa's Redis store reads 
 the stored tracker once to find the new events for the broker and again to merge earlier
 sessions. Ours reads it once, and hands the broker all new events at once (one pipelined
 round trip of XADDs instead of one per event, about seven a message).
+
+The lock store keeps Rasa's ticket lock (tickets served in the order they were issued, each
+expiring after ``TICKET_LOCK_LIFETIME``) and its stored format, but each step is one Lua
+script run atomically by Redis instead of Rasa's read, change in Python, write back:
+
+* Rasa's get-then-set let two Rasa replicas handling the same conversation at once (a
+  customer's message on one, an agent's reply appended through the other) draw the same
+  ticket and both go ahead: two writers on one tracker, and one of them lost. Within one
+  process the event loop cannot switch between the get and the set, which is why a single
+  Rasa never showed it.
+* A message took seven round trips (get, set; get; get, set, get, delete); now two (take a
+  ticket, which says whether it is served at once; give it back), plus one a poll while
+  another turn of the same conversation runs.
+* A waiting turn looks again every 50 ms, not every second: an agent's reply that arrives
+  while the bot answers the customer no longer waits a whole second.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from rasa.core.lock_store import DEFAULT_SOCKET_TIMEOUT_IN_SECONDS, RedisLockStore
+from rasa.core.lock import Ticket, TicketLock
+from rasa.core.lock_store import DEFAULT_SOCKET_TIMEOUT_IN_SECONDS, LOCK_LIFETIME, LockError, RedisLockStore
 from rasa.core.tracker_store import RedisTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import Event
@@ -25,6 +47,7 @@ from rasa.shared.core.trackers import (
     TrackerEventDiffEngine,
     get_trackers_for_conversation_sessions,
 )
+from redis.exceptions import RedisError
 
 from bot.settings import load_settings
 
@@ -75,9 +98,101 @@ def last_session(tracker: DialogueStateTracker | None) -> DialogueStateTracker |
     return tracker if len(sessions) <= 1 else sessions[-1]
 
 
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.05
+
+# The stored value is Rasa's TicketLock.dumps(): {"conversation_id": ..., "tickets": [ticket
+# JSON strings]}, each ticket {"number": n, "expires": unix time}; a ticket has expired when
+# now > expires. Times come from the caller, as in Rasa.
+_LIVE_TICKETS = """
+local function live(raw, now, skip)
+  local tickets = {}
+  if raw then
+    for _, text in ipairs(cjson.decode(raw)['tickets'] or {}) do
+      local ticket = cjson.decode(text)
+      if ticket['expires'] >= now and ticket['number'] ~= skip then table.insert(tickets, ticket) end
+    end
+  end
+  return tickets
+end
+local function save(key, conversation, tickets, now)
+  if #tickets == 0 then redis.call('DEL', key) return end
+  local texts, last = {}, now
+  for i, ticket in ipairs(tickets) do
+    texts[i] = cjson.encode({number = ticket['number'], expires = ticket['expires']})
+    last = math.max(last, ticket['expires'])
+  end
+  -- gone a second after its last ticket expires: a process that died holding it leaves nothing
+  local ttl = math.ceil((last - now) * 1000) + 1000
+  redis.call('SET', key, cjson.encode({conversation_id = conversation, tickets = texts}), 'PX', ttl)
+end
+"""
+TAKE_TICKET = (
+    _LIVE_TICKETS
+    + """
+local tickets = live(redis.call('GET', KEYS[1]), tonumber(ARGV[1]), nil)
+local number = 0
+if #tickets > 0 then number = tickets[#tickets]['number'] + 1 end
+table.insert(tickets, {number = number, expires = tonumber(ARGV[1]) + tonumber(ARGV[2])})
+save(KEYS[1], ARGV[3], tickets, tonumber(ARGV[1]))
+return {number, tickets[1]['number']}
+"""
+)
+NOW_SERVING = (
+    _LIVE_TICKETS
+    + """
+local tickets = live(redis.call('GET', KEYS[1]), tonumber(ARGV[1]), nil)
+local mine = false
+for _, ticket in ipairs(tickets) do
+  if ticket['number'] == tonumber(ARGV[2]) then mine = true end
+end
+if not mine then return false end
+return tickets[1]['number']
+"""
+)
+GIVE_BACK = (
+    _LIVE_TICKETS
+    + """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local now = tonumber(ARGV[1])
+save(KEYS[1], cjson.decode(raw)['conversation_id'], live(raw, now, tonumber(ARGV[2])), now)
+return 1
+"""
+)
+
+
 class LockStore(RedisLockStore):
     def __init__(self, endpoint_config: Any = None, **_: Any) -> None:
         options = dict(getattr(endpoint_config, "kwargs", None) or {})
         timeout = float(options.get("socket_timeout") or DEFAULT_SOCKET_TIMEOUT_IN_SECONDS)
         super().__init__(key_prefix=options.get("key_prefix"), socket_timeout=timeout)
         self.red = load_settings().redis.sync_client(timeout=timeout)
+        self._take = self.red.register_script(TAKE_TICKET)
+        self._serving = self.red.register_script(NOW_SERVING)
+        self._give_back = self.red.register_script(GIVE_BACK)
+
+    @asynccontextmanager
+    async def lock(
+        self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME, wait_time_in_seconds: float = POLL_SECONDS
+    ) -> AsyncIterator[TicketLock]:
+        """Rasa's ticket lock: wait until this turn's ticket is the first one not expired."""
+        key = self.key_prefix + conversation_id
+        wait = min(float(wait_time_in_seconds), POLL_SECONDS)
+        try:
+            ticket, serving = self._take(keys=[key], args=[time.time(), lock_lifetime, conversation_id])
+        except Exception as exc:  # what Rasa raises, so its callers answer as they do today
+            raise LockError(f"Error while acquiring lock. Error:\n{exc}") from exc
+        try:
+            while serving != ticket:
+                await asyncio.sleep(wait)
+                serving = self._serving(keys=[key], args=[time.time(), ticket])
+                if serving is None:  # the lock, or this turn's ticket, expired meanwhile
+                    raise LockError(f"Could not acquire lock for conversation_id '{conversation_id}'.")
+            yield TicketLock(conversation_id, deque([Ticket(int(ticket), time.time() + lock_lifetime)]))
+        finally:
+            try:
+                self._give_back(keys=[key], args=[time.time(), ticket])
+            except RedisError:  # the ticket expires by itself; the turn's own outcome stands
+                log.warning("lock for %s not given back; it expires in %.0f s", conversation_id, lock_lifetime)

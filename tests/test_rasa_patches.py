@@ -76,3 +76,40 @@ def test_a_paused_conversation_is_not_parsed_but_a_command_and_a_live_one_are() 
     finally:
         MessageProcessor.parse_message = saved
         rasa_patches.APPLIED.discard("paused_nlu")
+
+
+def test_stored_events_are_read_back_as_rasa_reads_them_from_a_table() -> None:
+    """Every event type Rasa knows resolves to the same class as Rasa's walk of the
+    subclasses; an unknown type still raises, "topic" is still skipped, a default still
+    applies, and a class defined after the first lookup is still found."""
+    from rasa.shared.core.events import Event, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    original = Event.__dict__["resolve_by_type"]
+    from rasa.shared.utils.common import all_subclasses
+
+    names = {cls.type_name for cls in all_subclasses(Event)}
+    expected = {name: original.__func__(name) for name in names}
+    rasa_patches.apply()
+    try:
+        assert Event.resolve_by_type is rasa_patches._resolve_event_by_type
+        assert {name: Event.resolve_by_type(name) for name in names} == expected
+        assert Event.resolve_by_type("topic") is None
+        assert Event.resolve_by_type("no_such_event", default=UserUttered) is UserUttered
+        with pytest.raises(ValueError, match="Unknown event name 'no_such_event'"):
+            Event.resolve_by_type("no_such_event")
+
+        class LateEvent(UserUttered):  # defined after the table was built
+            type_name = "late_event_for_test"
+
+        assert Event.resolve_by_type("late_event_for_test") is LateEvent
+        stored = [
+            {"event": "user", "text": "hello", "timestamp": 1.0, "parse_data": {"intent": {"name": "greet"}}},
+            {"event": "action", "name": "x", "timestamp": 2.0},
+        ]
+        tracker = DialogueStateTracker.from_dict("c", stored)
+        assert [type(e).__name__ for e in tracker.events] == ["UserUttered", "ActionExecuted"]
+        assert tracker.latest_message.text == "hello"
+    finally:
+        Event.resolve_by_type = original
+        rasa_patches.APPLIED.discard("event_types")
