@@ -94,6 +94,9 @@ class FrustrationSettings:
     anger: float = 0.5
     anger_extra: float = 0.2
     profanity: float = 0.4
+    # One word of lexicon.STRONG_ANGER / STRONG_PROFANITY (hard swearing, "ворюги", "lopovi",
+    # "putangina") is enough on its own: its anger or profanity signal is at least this.
+    strong_word: float = 0.7
     caps: float = 0.3
     caps_ratio: float = 0.7
     caps_min_letters: int = 8
@@ -218,8 +221,10 @@ def _compile(phrases: Iterable[str]) -> re.Pattern[str]:
     return re.compile("|".join(ordered))
 
 
-_ANGER = _compile(lexicon.ANGER)
-_PROFANITY = _compile(lexicon.PROFANITY)
+_ANGER = _compile(lexicon.ANGER + lexicon.STRONG_ANGER)
+_PROFANITY = _compile(lexicon.PROFANITY + lexicon.STRONG_PROFANITY)
+_STRONG_ANGER = _compile(lexicon.STRONG_ANGER)
+_STRONG_PROFANITY = _compile(lexicon.STRONG_PROFANITY)
 _MASKED_PROFANITY = re.compile("|".join(lexicon.MASKED_PROFANITY))
 _HUMAN = _compile(lexicon.HUMAN_REQUEST)
 _HUMAN_EXCEPTIONS = _compile(lexicon.HUMAN_EXCEPTIONS)
@@ -416,9 +421,13 @@ def lexical_score(
     anger = _hits(_ANGER, folded, negatable=True)
     if anger:
         signals["anger"] = min(1.0, s.anger + s.anger_extra * (len(anger) - 1))
+        if _hits(_STRONG_ANGER, folded, negatable=True):
+            signals["anger"] = max(signals["anger"], s.strong_word)
     profanity = _hits(_PROFANITY, folded) + _MASKED_PROFANITY.findall(text.casefold())
     if profanity:
         signals["profanity"] = min(1.0, s.profanity + 0.1 * (len(set(profanity)) - 1))
+        if _STRONG_PROFANITY.search(folded):
+            signals["profanity"] = max(signals["profanity"], s.strong_word)
     boost = s.intensify if signals or angry_tone else 1.0
     ratio = _caps_ratio(text, s.caps_min_letters)
     if ratio >= s.caps_ratio:
