@@ -94,6 +94,9 @@ class FrustrationSettings:
     anger: float = 0.5
     anger_extra: float = 0.2
     profanity: float = 0.4
+    # One word of lexicon.STRONG_ANGER / STRONG_PROFANITY (hard swearing, "ворюги", "lopovi",
+    # "putangina") is enough on its own: its anger or profanity signal is at least this.
+    strong_word: float = 0.7
     caps: float = 0.3
     caps_ratio: float = 0.7
     caps_min_letters: int = 8
@@ -109,14 +112,16 @@ class FrustrationSettings:
     # "!!!" ``tone_with_shouting`` (on a calm question those are urgency). Without a sign,
     # below ``tone_floor`` the tone adds nothing, so calm messages do not build up a score over turns.
     # Chosen by 5-fold cross-validation on data/frustration/train.jsonl (bench/calibrate_tone.py):
-    # there (2,426 messages, with many calm reports of real problems; SVM C=10, gamma=2) 85.6% of
-    # angry messages hand off at once and 1.8% of calm ones; at tone_alone 0.85 it was 86.4% and
-    # 2.0%. A lower tone_with_words (0.3) or a narrower kernel (gamma=4) found 1-2 points more
-    # there but handed off "I'm fed up" and calm "ინტერნეტი არ მუშაობს" at once; tone_floor is 0.7
-    # so a calm question the model half-suspects ("I want to switch to another operator") adds nothing.
+    # there (2,674 messages, with many calm reports of real problems and calm questions about
+    # leaving; SVM C=10, gamma=2) 87.6% of angry messages hand off at once and 1.6% of calm ones
+    # (Russian 91%, Serbian 90-91%, Tagalog 87%; calm at most 1.9% per language but Georgian's
+    # 3.6%). A lower tone_with_words (0.4) or a narrower kernel (gamma=3) found 1-2 points more
+    # there but handed off "I'm fed up" at once and gave calm "ინტერნეტი არ მუშაობს" a tone signal;
+    # tone_floor is 0.7 so a calm question the model half-suspects ("I want to switch to another
+    # operator") adds nothing.
     tone_alone: float = 0.87
-    tone_with_words: float = 0.6
-    tone_with_shouting: float = 0.6
+    tone_with_words: float = 0.55
+    tone_with_shouting: float = 0.5
     tone_floor: float = 0.7
     tone_scale: float = 0.7  # the tone signal at those probabilities: the default threshold
     tone_max: float = 0.95  # meaning alone is never certainty: a threshold of 0.99 needs more
@@ -218,8 +223,10 @@ def _compile(phrases: Iterable[str]) -> re.Pattern[str]:
     return re.compile("|".join(ordered))
 
 
-_ANGER = _compile(lexicon.ANGER)
-_PROFANITY = _compile(lexicon.PROFANITY)
+_ANGER = _compile(lexicon.ANGER + lexicon.STRONG_ANGER)
+_PROFANITY = _compile(lexicon.PROFANITY + lexicon.STRONG_PROFANITY)
+_STRONG_ANGER = _compile(lexicon.STRONG_ANGER)
+_STRONG_PROFANITY = _compile(lexicon.STRONG_PROFANITY)
 _MASKED_PROFANITY = re.compile("|".join(lexicon.MASKED_PROFANITY))
 _HUMAN = _compile(lexicon.HUMAN_REQUEST)
 _HUMAN_EXCEPTIONS = _compile(lexicon.HUMAN_EXCEPTIONS)
@@ -416,9 +423,13 @@ def lexical_score(
     anger = _hits(_ANGER, folded, negatable=True)
     if anger:
         signals["anger"] = min(1.0, s.anger + s.anger_extra * (len(anger) - 1))
+        if _hits(_STRONG_ANGER, folded, negatable=True):
+            signals["anger"] = max(signals["anger"], s.strong_word)
     profanity = _hits(_PROFANITY, folded) + _MASKED_PROFANITY.findall(text.casefold())
     if profanity:
         signals["profanity"] = min(1.0, s.profanity + 0.1 * (len(set(profanity)) - 1))
+        if _STRONG_PROFANITY.search(folded):
+            signals["profanity"] = max(signals["profanity"], s.strong_word)
     boost = s.intensify if signals or angry_tone else 1.0
     ratio = _caps_ratio(text, s.caps_min_letters)
     if ratio >= s.caps_ratio:

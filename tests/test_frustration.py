@@ -22,6 +22,7 @@ from bot.frustration import (
     Turn,
     assess,
     frustration_settings_from_env,
+    lexical_score,
     message_score,
     turns_from_texts,
 )
@@ -540,3 +541,30 @@ def test_accusations_of_theft_hand_off_at_once_in_every_language(text: str) -> N
 )
 def test_calm_questions_about_leaving_and_calm_reports_of_double_charges_do_not_hand_off(text: str) -> None:
     assert not assess([Turn(text)]).handoff, message_score(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "кидалы",
+        "задолбали, опять нет интернета",
+        "jebote, opet pao internet",
+        "који курац се дешава са мрежом",
+        "lopovi",
+    ],
+)
+def test_a_strong_word_hands_off_on_its_own_even_without_the_tone_model(text: str) -> None:
+    assert assess([Turn(text, tone=False)]).reason == "frustrated", message_score(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "мне пришло смс о выигрыше, это мошенники?",
+        "sramota me je da pitam, kako se plaća račun?",
+        "пљачка, украли ми телефон",
+    ],
+)
+def test_words_a_calm_customer_may_use_are_not_strong(text: str) -> None:
+    _, fired = lexical_score(text)
+    assert fired.get("anger", 0) < FrustrationSettings().strong_word
