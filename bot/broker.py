@@ -72,9 +72,14 @@ class RedisStreamBroker(EventBroker):
         if not events:
             return
         pipe = self.client.pipeline(transaction=False)
+        self.add_to(pipe, events)
+        pipe.execute()
+
+    def add_to(self, pipe: Any, events: list[dict[str, Any]]) -> None:
+        """Queue the events' XADDs on ``pipe`` (a sync or asyncio pipeline): the tracker store
+        writes them in the same transaction as the tracker."""
         for event in events:
             pipe.xadd(self.stream, stream_fields(event), maxlen=self.maxlen, approximate=True)
-        pipe.execute()
 
     def is_ready(self) -> bool:
         try:

@@ -569,7 +569,7 @@ async def retention_loop(
                 log.info("retention: deleted %d conversation(s) idle for more than %g days", deleted, days)
             delay = backoff_s
         except (RedisError, OSError) as exc:
-            log.warning("retention: Redis failed (%s); retrying in %.1f s", exc, delay)
+            log.warning("retention: Redis failed (%s); retrying in %g s", exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_backoff_s)
             continue

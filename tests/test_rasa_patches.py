@@ -20,15 +20,19 @@ def test_the_action_result_is_validated_as_rasa_does_with_one_validator() -> Non
     try:
         assert RemoteAction._validate_action_result is rasa_patches._validate_action_result
         rasa_patches.action_result_validator.cache_clear()
+        rasa_patches.event_validators.cache_clear()
         for _ in range(50):
             assert action._validate_action_result(GOOD) is True
-        assert rasa_patches.action_result_validator.cache_info().misses == 1  # built once
+        assert rasa_patches.event_validators.cache_info().misses == 1  # built once
         with pytest.raises(ValidationError) as ours:
             action._validate_action_result(BAD)
         with pytest.raises(ValidationError) as theirs:
             ORIGINAL(action, BAD)
         assert ours.value.message == theirs.value.message
         assert "Failed to validate Action server response" in ours.value.message
+        with pytest.raises(ValidationError):
+            action._validate_action_result(BAD)
+        assert rasa_patches.action_result_validator.cache_info().misses == 1  # built once
     finally:
         RemoteAction._validate_action_result = ORIGINAL
         rasa_patches.APPLIED.discard("validator")
@@ -113,3 +117,70 @@ def test_stored_events_are_read_back_as_rasa_reads_them_from_a_table() -> None:
     finally:
         Event.resolve_by_type = original
         rasa_patches.APPLIED.discard("event_types")
+
+
+def test_checking_each_event_against_its_own_type_accepts_exactly_what_rasas_schema_does() -> None:
+    """Rasa's events as they come back from an action server, and broken ones: the check by
+    type accepts exactly what the whole schema accepts; what it does not accept gets Rasa's
+    own error."""
+    from rasa.shared.core.events import (
+        ActionExecuted,
+        ActionExecutionRejected,
+        ActiveLoop,
+        AllSlotsReset,
+        BotUttered,
+        ConversationPaused,
+        ConversationResumed,
+        FollowupAction,
+        ReminderScheduled,
+        Restarted,
+        SessionStarted,
+        SlotSet,
+        UserUttered,
+    )
+
+    events = [
+        UserUttered("hi", {"name": "greet", "confidence": 0.9}, [{"entity": "e", "value": "v", "start": 0, "end": 2}]),
+        BotUttered("hello", {"buttons": [{"title": "Yes", "payload": "/yes"}]}, {"agent": "Ann"}),
+        SlotSet("language", "ru"),
+        SlotSet("score", {"nested": [1, 2]}),
+        ActionExecuted("action_listen"),
+        ActionExecutionRejected("action_x"),
+        ActiveLoop("form"),
+        AllSlotsReset(),
+        ConversationPaused(),
+        ConversationResumed(),
+        FollowupAction("action_y"),
+        ReminderScheduled("intent", __import__("datetime").datetime(2026, 1, 1)),
+        Restarted(),
+        SessionStarted(),
+    ]
+    valid = [{"events": [e.as_dict() for e in events], "responses": [{"text": "hi"}]}, {"events": [], "responses": []}]
+    valid += [{"events": [e.as_dict()], "responses": []} for e in events]
+    broken = [
+        {"events": [{"event": "slot", "name": 5, "value": 1}], "responses": []},
+        {"events": [{"event": "no_such_type"}], "responses": []},
+        {"events": [{"name": "x"}], "responses": []},
+        {"events": ["slot"], "responses": []},
+        {"events": [{"event": 3}], "responses": []},
+        {"events": {"event": "slot"}, "responses": []},
+        {"events": [{"event": "user", "parse_data": {"intent": "greet"}}], "responses": []},
+        {"events": [{"event": "action", "name": "a", "timestamp": "yesterday"}], "responses": []},
+        {"events": [], "responses": "hi"},
+        {"events": [{"event": "slot", "name": "x", "value": 1}, {"event": "restart", "metadata": 1}], "responses": []},
+    ]
+    whole = rasa_patches.action_result_validator()
+    action = RemoteAction("action_answer_faq", None)
+    assert rasa_patches.event_validators() is not None  # the schema still pins each type
+    for result in valid:
+        assert whole.is_valid(result), result
+        assert rasa_patches._valid_by_type(result), result
+        assert rasa_patches._validate_action_result(action, result) is True
+    for result in broken:
+        assert not whole.is_valid(result), result
+        assert not rasa_patches._valid_by_type(result), result
+        with pytest.raises(ValidationError) as ours:
+            rasa_patches._validate_action_result(action, result)
+        with pytest.raises(ValidationError) as theirs:
+            ORIGINAL(action, result)
+        assert ours.value.message == theirs.value.message
