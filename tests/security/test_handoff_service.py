@@ -474,6 +474,53 @@ def test_the_stream_reader_survives_redis_restarts(redis_server: RedisServer, ca
     assert len(outages) == 2, [r.getMessage() for r in lost]  # once per outage, not per attempt
 
 
+def test_the_stream_reader_handles_conversations_side_by_side_each_in_order(redis_server: RedisServer) -> None:
+    """One conversation's slow event does not hold back another's (200 handoffs at once left
+    the last customers seconds behind when a batch was handled one entry after another), a
+    conversation's own events keep their order, and a failing entry stays pending alone."""
+
+    async def scenario() -> None:
+        redis = Redis(port=redis_server.port)
+        seen: list[str] = []
+        b_handled = asyncio.Event()
+        waited_for_b: list[bool] = []
+
+        async def handler(fields: dict[str, str]) -> None:
+            if fields["n"] == "a1":  # slow: waits (at most 3 s) for the other customer's message
+                try:
+                    await asyncio.wait_for(b_handled.wait(), 3)
+                    waited_for_b.append(True)
+                except asyncio.TimeoutError:
+                    waited_for_b.append(False)
+            if fields["n"] == "c1":
+                raise ValueError("a handler bug")
+            seen.append(fields["n"])
+            if fields["n"] == "b1":
+                b_handled.set()
+
+        await redis.xgroup_create("test:side", "g", id="0", mkstream=True)
+        for sender, n in (("a", "a1"), ("b", "b1"), ("a", "a2"), ("c", "c1"), ("b", "b2")):
+            await redis.xadd("test:side", {"sender_id": sender, "n": n})
+        consumer = EventConsumer(redis, "c1", handler, stream="test:side", group="g", block_ms=200)
+        task = asyncio.create_task(consumer.run())
+        assert await wait_until(lambda: _count(seen, 4)), seen
+        assert waited_for_b == [True]  # b's message went through while a's first was still handled
+        assert seen.index("a1") < seen.index("a2") and seen.index("b1") < seen.index("b2")
+        assert await wait_until(lambda: _pending_is(redis, "test:side", 1)), await redis.xpending("test:side", "g")
+        await stop_task(task)
+        await redis.close()
+
+    run(scenario())
+
+
+async def _count(seen: list[str], n: int) -> bool:
+    return len(seen) >= n
+
+
+async def _pending_is(redis: Redis, stream: str, n: int) -> bool:
+    return (await redis.xpending(stream, "g"))["pending"] == n
+
+
 def test_health_says_down_while_redis_is_down_and_api_calls_answer_503(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
