@@ -23,13 +23,14 @@ from bot.settings import load_settings
 from bot.teams import load_teams, topic_of
 from handoff import keys
 from handoff.agents import Agents
-from handoff.queue import ASSIGNED, WAITING, Card, Queue, estimate_wait_minutes
+from handoff.queue import ASSIGNED, WAITING, Card, Queue, WaitingLine, estimate_wait_minutes
 
 _settings = load_settings()
 HOURS = load_business_hours(_settings.business_hours_file)
 TEAMS = load_teams(_settings.teams_file)
 HANDOFF_SLOT = "handoff"
 _redis: Redis | None = None
+_line: WaitingLine | None = None
 
 
 def redis() -> Redis:
@@ -39,6 +40,14 @@ def redis() -> Redis:
         address = _settings.redis
         _redis = address.client()
     return _redis
+
+
+def line() -> WaitingLine:
+    """Places in line, with the reads shared by handoffs that happen at the same time."""
+    global _line
+    if _line is None:
+        _line = WaitingLine(Queue(redis()))
+    return _line
 
 
 def named(events: list[dict[str, Any]]) -> str | None:
@@ -95,7 +104,7 @@ class ActionHandoff(Action):
         )
         queue = Queue(redis())
         await queue.enqueue(card)
-        position = await queue.position(card.conversation_id)
+        position = await line().position(card.conversation_id)
         agents_online, free_slots = await Agents(redis()).availability()
         if position is not None:
             await queue.remember_position_told(card.conversation_id, position)

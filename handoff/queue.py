@@ -8,6 +8,7 @@ never both waiting and assigned.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -227,6 +228,52 @@ def estimate_wait_minutes(position: int, agents_online: int, free_slots: int, av
     return max(1, math.ceil(rounds * avg_handle_minutes))
 
 
+def place_in_line(waiting: list[Chat], conversation_id: str) -> int | None:
+    """1 for the chat taken next; ``None`` if the chat is not waiting."""
+    for index, chat in enumerate(waiting, start=1):
+        if chat.conversation_id == conversation_id:
+            return index
+    return None
+
+
+class WaitingLine:
+    """Places in line for a process that enqueues, with concurrent askers sharing reads.
+
+    A place needs the whole line (the order depends on priority, VIP and time waited, not
+    on one stored rank), so a read per handoff made N customers handed off at once cost N
+    reads of N chats: at 800, the action server's Redis calls timed out and 217 handoffs
+    failed (issue 12's benchmark). Here each asker gets the first read that *starts* after
+    it asked, so its own chat, enqueued before, is in it; everyone who asks while a read is
+    under way shares the next one. One process, one event loop (the action server's).
+    """
+
+    def __init__(self, queue: Queue) -> None:
+        self.queue = queue
+        self.reads = 0
+        self._next: asyncio.Future[list[Chat]] | None = None
+        self._reader: asyncio.Task | None = None
+
+    async def position(self, conversation_id: str) -> int | None:
+        loop = asyncio.get_running_loop()
+        if self._next is None:
+            self._next = loop.create_future()
+        if self._reader is None or self._reader.done():
+            self._reader = loop.create_task(self._read_while_asked())
+        return place_in_line(await asyncio.shield(self._next), conversation_id)
+
+    async def _read_while_asked(self) -> None:
+        while self._next is not None:
+            asked, self._next = self._next, None
+            self.reads += 1
+            try:
+                asked.set_result(await self.queue.waiting())
+            except asyncio.CancelledError:
+                asked.cancel()
+                raise
+            except Exception as exc:  # every asker sees the error (Redis away), as with its own read
+                asked.set_exception(exc)
+
+
 class Queue:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
@@ -281,10 +328,7 @@ class Queue:
         return sorted(chats, key=lambda c: (not c.first, c.first, -c.effective_priority(now), c.created_at))
 
     async def position(self, conversation_id: str) -> int | None:
-        for index, chat in enumerate(await self.waiting(), start=1):
-            if chat.conversation_id == conversation_id:
-                return index
-        return None
+        return place_in_line(await self.waiting(), conversation_id)
 
     async def claim(self, conversation_id: str, agent: str) -> ClaimResult:
         """Take a waiting chat, atomically. If ``agent`` holds it already, ``ok`` is false and

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from handoff import keys
 from handoff.agents import AgentError, Agents
-from handoff.queue import ASSIGNED, BOT, CLOSED, WAITING, Card, Queue
+from handoff.queue import ASSIGNED, BOT, CLOSED, WAITING, Card, Queue, WaitingLine
 from tests.stack import REDIS_TEST_PASSWORD
 
 DB = 7
@@ -74,6 +74,33 @@ def test_a_conversation_is_queued_once_and_ordered_by_priority_then_age(redis_po
         # Someone who has waited half an hour longer is not overtaken by a newcomer.
         assert await queue.enqueue(Card("patient", "asked_for_human", scores=[0.1], created_at=now - 1800))
         assert [c.conversation_id for c in await queue.waiting(now)] == ["patient", "angry", "calm"]
+
+    run_with_queue(redis_port, body)
+
+
+def test_customers_handed_off_at_once_each_hear_their_true_place_from_a_few_shared_reads(redis_port: int) -> None:
+    """300 handoffs at the same moment: each customer is told the place the line gives them,
+    and the line is read a few times for all of them, not once each (800 at once made the
+    action server's reads time out and 217 handoffs fail)."""
+
+    async def body(queue: Queue, agents: Agents, redis: Redis) -> None:
+        line = WaitingLine(queue)
+        now = time.time()
+
+        async def hand_off(n: int) -> int | None:
+            await queue.enqueue(Card(f"c{n}", "asked_for_human", scores=[n % 7 / 10], created_at=now - n))
+            return await line.position(f"c{n}")
+
+        told = await asyncio.gather(*(hand_off(n) for n in range(300)))
+        assert all(place is not None for place in told)
+        assert line.reads <= 30, line.reads
+        # Everyone enqueued before a read started is in it: the places told then must match a
+        # line that has only grown since; a place told is never better than the final one by
+        # more than the chats enqueued after it was read, and the last asker's place is exact.
+        final = {c.conversation_id: i for i, c in enumerate(await queue.waiting(), start=1)}
+        assert len(final) == 300
+        assert await line.position("c299") == final["c299"]
+        assert all(1 <= told[n] <= final[f"c{n}"] for n in range(300))
 
     run_with_queue(redis_port, body)
 
