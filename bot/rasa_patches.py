@@ -25,14 +25,28 @@ fixes, so it can be dropped when Rasa is upgraded.
   length (3.1 s of 35 s in issue 12's profile at 50 conversations at once). The table keeps
   Rasa's answer (the first class in its order with that name) and is rebuilt when a name is
   missing, so a class defined later is still found.
+* **A custom action the action server could not run is tried again.** Rasa 3.6 logs "the
+  action's events are lost" and goes on when the action server cannot be reached or
+  answers 5xx: the customer's message then gets no answer at all, and a request for a
+  person is silently dropped (217 of 800 handoffs at once in issue 12's benchmark, before
+  the action server's cause was fixed; any action-server restart too). The call is tried
+  again after 0.25, 0.5, 1, 2 and 4 s (the supervisor restarts a crashed action server
+  within that), holding the conversation's lock as Rasa does for one call. A refusal (400,
+  ``ActionExecutionRejection``) or a timeout is not retried: the action may have run.
+  Our actions are safe to run twice (a handoff already queued is not queued again).
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+import asyncio
+import logging
+from functools import lru_cache, wraps
 from typing import Any
 
+log = logging.getLogger(__name__)
+
 APPLIED: set[str] = set()
+ACTION_RETRY_DELAYS_S = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 @lru_cache(maxsize=1)
@@ -160,6 +174,39 @@ def _resolve_event_by_type(type_name: str, default: type | None = None) -> type 
     raise ValueError(f"Unknown event name '{type_name}'.")
 
 
+def action_server_unavailable(exc: BaseException) -> bool:
+    """Whether Rasa's ``RasaException`` says the action server was not reached, or failed
+    with a 5xx (the action did not complete): then trying again may work."""
+    import aiohttp
+    from rasa.utils.endpoints import ClientResponseError
+
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, ClientResponseError):
+        return cause.status >= 500
+    return isinstance(cause, aiohttp.ClientConnectionError)
+
+
+def _retry_unavailable_action_server(original: Any) -> Any:
+    from rasa.core.actions.action import ActionExecutionRejection
+    from rasa.shared.exceptions import RasaException
+
+    @wraps(original)
+    async def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        for delay in (*ACTION_RETRY_DELAYS_S, None):
+            try:
+                return await original(self, *args, **kwargs)
+            except ActionExecutionRejection:
+                raise
+            except RasaException as exc:
+                if delay is None or not action_server_unavailable(exc):
+                    raise
+                log.warning("custom action %r failed (%s); trying again in %g s", self.name(), exc, delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    return run
+
+
 def apply() -> None:
     """Install the fixes (idempotent)."""
     from rasa.core.actions.action import RemoteAction
@@ -172,6 +219,9 @@ def apply() -> None:
     if "paused_nlu" not in APPLIED:
         MessageProcessor.parse_message = _skip_nlu_while_paused(MessageProcessor.parse_message)
         APPLIED.add("paused_nlu")
+    if "action_retry" not in APPLIED:
+        RemoteAction.run = _retry_unavailable_action_server(RemoteAction.run)
+        APPLIED.add("action_retry")
     if "event_types" not in APPLIED:
         Event.resolve_by_type = staticmethod(_resolve_event_by_type)
         APPLIED.add("event_types")

@@ -108,6 +108,17 @@ class Stack:
         os.killpg(self.handoff.popen.pid, signal.SIGKILL)
         self.handoff.popen.wait(10)
 
+    def kill_actions(self) -> None:
+        """The action server crashes (SIGKILL), as under a supervisor that has not restarted it yet."""
+        assert self.actions.popen is not None
+        os.killpg(self.actions.popen.pid, signal.SIGKILL)
+        self.actions.popen.wait(10)
+
+    def start_actions(self) -> None:
+        self.actions = action_server_process(self.settings, self.log_dir)
+        self.actions.start()
+        self.actions.wait_healthy(START_TIMEOUT)
+
     def start_handoff(self) -> None:
         self.handoff = handoff_process(self.settings, self.token, self.log_dir)
         self.handoff.start()
@@ -226,7 +237,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_server: int, graph_api
             process.wait_healthy(START_TIMEOUT)
         stack = Stack(settings, token, model, log_dir, *processes)
         yield stack
-        started[1:] = [stack.rasa, stack.handoff]
+        started[:] = [stack.actions, stack.rasa, stack.handoff]
     finally:
         for process in reversed(started):
             process.stop()

@@ -184,3 +184,42 @@ def test_checking_each_event_against_its_own_type_accepts_exactly_what_rasas_sch
         with pytest.raises(ValidationError) as theirs:
             ORIGINAL(action, result)
         assert ours.value.message == theirs.value.message
+
+
+def _rasa_error(cause: BaseException, explicit: bool) -> Exception:
+    """Rasa's ``RasaException`` as ``RemoteAction.run`` raises it: ``from`` the HTTP error,
+    or inside the ``except`` of a connection error (its context)."""
+    from rasa.shared.exceptions import RasaException
+
+    try:
+        try:
+            raise cause
+        except BaseException as exc:
+            if explicit:
+                raise RasaException("Failed to execute custom action 'action_x'") from exc
+            raise RasaException("Failed to execute custom action 'action_x'. Couldn't connect") from None
+    except RasaException as error:
+        if not explicit:
+            error.__context__ = cause
+        return error
+
+
+def test_only_an_action_server_that_was_not_reached_or_failed_is_tried_again() -> None:
+    """A retry must not run an action twice when it may have completed: a refusal (4xx) or a
+    timeout is final; a refused connection, a dropped one or a 5xx (the action raised) is
+    tried again."""
+    import asyncio
+
+    import aiohttp
+    from rasa.shared.exceptions import RasaException
+    from rasa.utils.endpoints import ClientResponseError
+
+    from bot.rasa_patches import action_server_unavailable
+
+    assert action_server_unavailable(_rasa_error(ClientResponseError(500, "Internal Server Error", "{}"), True))
+    assert action_server_unavailable(_rasa_error(ClientResponseError(503, "Unavailable", ""), True))
+    assert not action_server_unavailable(_rasa_error(ClientResponseError(404, "Not Found", ""), True))
+    assert action_server_unavailable(_rasa_error(aiohttp.ServerDisconnectedError(), False))
+    assert action_server_unavailable(_rasa_error(aiohttp.ClientConnectionError("refused"), False))
+    assert not action_server_unavailable(_rasa_error(asyncio.TimeoutError(), False))
+    assert not action_server_unavailable(RasaException("no endpoint is configured"))

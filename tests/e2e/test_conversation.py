@@ -4,6 +4,8 @@ server and ``rasa run`` serving the trained model."""
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 from tests.e2e.conftest import Stack, new_sender
 
@@ -85,3 +87,24 @@ def test_conversation_is_in_redis_and_survives_a_rasa_restart(stack: Stack) -> N
     assert "welcome" in texts(replies).lower()
     said = [e["text"] for e in stack.tracker(sender)["events"] if e["event"] == "user"]
     assert said == ["hello", "where is my order?", "thanks"]
+
+
+def test_a_question_asked_while_the_action_server_restarts_is_answered(stack: Stack) -> None:
+    """Rasa 3.6 drops an action's reply when the action server is down ("the action's events
+    are lost"): the customer heard nothing. Now Rasa tries again while it comes back."""
+    sender = new_sender()
+    stack.kill_actions()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            asked = pool.submit(stack.say, sender, "hey, what options do I have to pay for my monthly bill?")
+            time.sleep(0.5)
+            assert not asked.done()  # waiting for the action server, not answered empty
+            started = time.monotonic()
+            stack.start_actions()
+            print(f"action server healthy again after {time.monotonic() - started:.1f} s")
+            replies = asked.result(timeout=60)
+    finally:
+        if stack.actions.popen is None or stack.actions.popen.poll() is not None:
+            stack.start_actions()
+    assert "direct debit" in texts(replies).lower()
+    assert stack.tracker(sender)["slots"]["kb_last_match"]["id"] == "billing-pay-bill"
