@@ -124,6 +124,11 @@ def test_word_evidence_counts_the_entrys_own_words(matcher: Matcher) -> None:
     assert matcher.query_words("?", [pay]).covered == {}
 
 
+def test_word_evidence_forgives_grammatical_endings(matcher: Matcher) -> None:
+    pay = next(n for n, e in enumerate(matcher.kb.entries) if e.id == "billing-pay-bill")
+    assert matcher.query_words("оплатите счет", [pay]).covered[pay] == 1.0  # "оплатите" is in no phrasing
+
+
 def test_bad_cut_offs_are_refused() -> None:
     with pytest.raises(ValueError, match="cut-off"):
         MatchSettings(answer_cutoff=50, suggest_cutoff=70)

@@ -61,8 +61,8 @@ class ScoreModel:
     centroid: float = 0.3
     answer: float = 0.3
     fuzzy: float = 0.12
-    coefficients: tuple[float, ...] = (-0.967, 3.227, -4.09, 4.495, 28.383, 4.543, 3.299)
-    bias: float = -7.113
+    coefficients: tuple[float, ...] = (-1.581, 3.068, -4.255, 3.302, 28.242, 5.892, 3.776)
+    bias: float = -7.288
 
     def combine(self, nearest, centroid, answer, fuzzy):
         """The ranking score (floats or arrays alike)."""
@@ -73,13 +73,14 @@ class ScoreModel:
         return 1.0 / (1.0 + np.exp(-(self.bias + features @ np.asarray(self.coefficients))))
 
 
-# ``covered``: share of the query's content words that the entry's phrasings use (a
-# near-domain question often shares only a word or two with the entry its vectors land
-# on, a question about the entry most of its words); ``length``: the
-# number of content words, up to LONG_QUERY, as a share of it (a two-word message fits
-# several entries; a sentence says which one it means).
+# ``covered``: share of the query's content words that the entry's phrasings use, by
+# :func:`stems` (a near-domain question often shares only a word or two with the entry its
+# vectors land on, a question about the entry most of its words); ``length``: the number of
+# content words, up to LONG_QUERY, as a share of it (a two-word message fits several
+# entries; a sentence says which one it means).
 FEATURES = ("nearest", "centroid", "answer", "fuzzy", "lead", "covered", "length")
 LONG_QUERY = 8
+STEM = 5
 
 
 @dataclass(frozen=True)
@@ -90,14 +91,21 @@ class QueryWords:
     length: float
 
 
-def query_words(words: Sequence[str], entries: Sequence[int], index: WordIndex) -> QueryWords:
-    """The word evidence of ``entries`` for a query of content words ``words`` (exact words:
-    the fuzzy score already forgives typos and endings; this says how much of the query
-    the entry speaks about at all)."""
+def stems(words: frozenset[str] | Sequence[str]) -> frozenset[str]:
+    """Words cut to their first STEM letters: "оплатить" and "оплату", "rēķinu" and "rēķins" meet,
+    so a Russian or Latvian question in another grammatical case still counts as the
+    entry's words (the endings carry the case)."""
+    return frozenset(word[:STEM] for word in words)
+
+
+def query_words(words: Sequence[str], entries: Sequence[int], entry_stems: Sequence[frozenset[str]]) -> QueryWords:
+    """The word evidence of ``entries`` for a query of content words ``words``: how much of
+    the query each entry speaks about at all (``entry_stems``: each entry's :func:`stems`)."""
     if not words:
         return QueryWords({}, 0.0)
     share = 1.0 / len(words)
-    covered = {e: share * sum(w in index.entry_words[e] for w in words) for e in entries}
+    query = [word[:STEM] for word in words]
+    covered = {e: share * sum(stem in entry_stems[e] for stem in query) for e in entries}
     return QueryWords(covered, min(len(words), LONG_QUERY) / LONG_QUERY)
 
 
@@ -417,6 +425,7 @@ class Matcher:
                 row_words.append(frozenset(words.split()))
             fresh_rows[number] = (start, len(processed))
         entry_words_new = [frozenset().union(*row_words[slice(*fresh_rows[n])]) for n in fresh]
+        entry_stems_new = [stems(words) for words in entry_words_new]
         spans = []
         entry_spans = []
         fresh_slot = {number: slot for slot, number in enumerate(fresh)}
@@ -430,7 +439,9 @@ class Matcher:
                 entry_spans.append((True, old, old + 1))
         if previous is None:
             self._processed, self._language, words, entry_words = processed, language, row_words, entry_words_new
+            self._entry_stems = entry_stems_new
         else:
+            self._entry_stems = gather_list(previous._entry_stems, entry_stems_new, entry_spans)
             self._processed = gather_list(previous._processed, processed, spans)
             self._language = gather_list(previous._language, language, spans)
             words = gather_list(previous._words.variants, row_words, spans)
@@ -603,7 +614,7 @@ class Matcher:
 
     def query_words(self, query: str, entries: Sequence[int]) -> QueryWords:
         """The word evidence (:class:`QueryWords`) of ``entries`` for ``query``."""
-        return query_words(content_words(query).split(), entries, self._words)
+        return query_words(content_words(query).split(), entries, self._entry_stems)
 
     def _rows_using(self, word: str) -> list[int]:
         """The first ``RARE_WORD_ROWS`` phrasings that use ``word`` (a rare word, so few
