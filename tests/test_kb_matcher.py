@@ -6,10 +6,12 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 
 from bot.kb import ANSWER, NONE, SUGGEST, Matcher, MatchSettings, load
+from bot.kb.matcher import SCORE_MODEL, QueryWords, candidate_features
 from bot.kb.normalize import normalize
 from tests.conftest import DEMO_KB, ROOT
 
@@ -98,6 +100,33 @@ def test_cut_offs_decide(matcher: Matcher) -> None:
     assert strict.match("pay bil").decision == NONE
     lenient = Matcher(matcher.kb, MatchSettings(answer_cutoff=0, suggest_cutoff=0, margin=0))
     assert lenient.match("pay bil").decision == ANSWER
+
+
+def _probability(words: QueryWords) -> float:
+    """The calibrated probability of a candidate with middling evidence, a little ahead of another."""
+    evidence = np.array([0.85, 0.8])
+    rows = candidate_features([0, 1], evidence, evidence, evidence, {0: 0.5, 1: 0.4}, {0: 0.9, 1: 0.88}, words)
+    return float(SCORE_MODEL.probability(rows)[0])
+
+
+def test_an_entry_that_uses_the_questions_words_is_trusted_more() -> None:
+    assert _probability(QueryWords({0: 1.0}, 0.5)) > _probability(QueryWords({0: 0.2}, 0.5)) + 0.1
+
+
+def test_a_whole_sentence_is_trusted_more_than_two_words() -> None:
+    assert _probability(QueryWords({0: 0.5}, 1.0)) > _probability(QueryWords({0: 0.5}, 0.25)) + 0.1
+
+
+def test_word_evidence_counts_the_entrys_own_words(matcher: Matcher) -> None:
+    pay = next(n for n, e in enumerate(matcher.kb.entries) if e.id == "billing-pay-bill")
+    words = matcher.query_words("how do I pay my bill with sunflowers", [pay])
+    assert words.covered[pay] == pytest.approx(2 / 3)
+    assert matcher.query_words("?", [pay]).covered == {}
+
+
+def test_word_evidence_forgives_grammatical_endings(matcher: Matcher) -> None:
+    pay = next(n for n, e in enumerate(matcher.kb.entries) if e.id == "billing-pay-bill")
+    assert matcher.query_words("оплатите счет", [pay]).covered[pay] == 1.0  # "оплатите" is in no phrasing
 
 
 def test_bad_cut_offs_are_refused() -> None:

@@ -40,7 +40,7 @@ from bot.kb.normalize import content_words
 from bot.kb.result import ANSWER, NONE, SUGGEST, Candidate, Match, MatchSettings
 from bot.language import guess_language
 
-__all__ = ["ANSWER", "NONE", "SUGGEST", "Candidate", "Match", "MatchSettings", "Matcher", "ScoreModel"]
+__all__ = ["ANSWER", "NONE", "SUGGEST", "Candidate", "Match", "MatchSettings", "Matcher", "QueryWords", "ScoreModel"]
 
 
 @dataclass(frozen=True)
@@ -49,20 +49,20 @@ class ScoreModel:
     ``bench/calibrate_matcher.py`` on the tuning questions.
 
     The four weights rank entries (chosen for right-first). The probability that a
-    candidate is the right entry is a logistic regression over its evidence and its lead
-    over the best other candidate (``coefficients`` in the order of :data:`FEATURES`,
-    then ``bias``), fitted on the three best candidates of every tuning question, with
-    out-of-scope questions giving only negatives: a score of 90 means about 9 in 10 such
-    answers are right, and two close candidates both score lower, which is what turns a
-    vague message into "did you mean".
+    candidate is the right entry is a logistic regression over its evidence, its lead
+    over the best other candidate and what the query's words say (``coefficients`` in the
+    order of :data:`FEATURES`, then ``bias``), fitted on the three best candidates of every
+    tuning question, with out-of-scope questions giving only negatives: a score of 90 means
+    about 9 in 10 such answers are right, and two close candidates both score lower, which
+    is what turns a vague message into "did you mean".
     """
 
     nearest: float = 0.3
     centroid: float = 0.3
     answer: float = 0.3
     fuzzy: float = 0.12
-    coefficients: tuple[float, ...] = (-0.29, 4.921, -3.359, 8.189, 26.498)
-    bias: float = -5.859
+    coefficients: tuple[float, ...] = (-1.581, 3.068, -4.255, 3.302, 28.242, 5.892, 3.776)
+    bias: float = -7.288
 
     def combine(self, nearest, centroid, answer, fuzzy):
         """The ranking score (floats or arrays alike)."""
@@ -73,7 +73,40 @@ class ScoreModel:
         return 1.0 / (1.0 + np.exp(-(self.bias + features @ np.asarray(self.coefficients))))
 
 
-FEATURES = ("nearest", "centroid", "answer", "fuzzy", "lead")
+# ``covered``: share of the query's content words that the entry's phrasings use, by
+# :func:`stems` (a near-domain question often shares only a word or two with the entry its
+# vectors land on, a question about the entry most of its words); ``length``: the number of
+# content words, up to LONG_QUERY, as a share of it (a two-word message fits several
+# entries; a sentence says which one it means).
+FEATURES = ("nearest", "centroid", "answer", "fuzzy", "lead", "covered", "length")
+LONG_QUERY = 8
+STEM = 5
+
+
+@dataclass(frozen=True)
+class QueryWords:
+    """What the query's content words say, for :func:`candidate_features`."""
+
+    covered: dict[int, float]
+    length: float
+
+
+def stems(words: frozenset[str] | Sequence[str]) -> frozenset[str]:
+    """Words cut to their first STEM letters: "оплатить" and "оплату", "rēķinu" and "rēķins" meet,
+    so a Russian or Latvian question in another grammatical case still counts as the
+    entry's words (the endings carry the case)."""
+    return frozenset(word[:STEM] for word in words)
+
+
+def query_words(words: Sequence[str], entries: Sequence[int], entry_stems: Sequence[frozenset[str]]) -> QueryWords:
+    """The word evidence of ``entries`` for a query of content words ``words``: how much of
+    the query each entry speaks about at all (``entry_stems``: each entry's :func:`stems`)."""
+    if not words:
+        return QueryWords({}, 0.0)
+    share = 1.0 / len(words)
+    query = [word[:STEM] for word in words]
+    covered = {e: share * sum(stem in entry_stems[e] for stem in query) for e in entries}
+    return QueryWords(covered, min(len(words), LONG_QUERY) / LONG_QUERY)
 
 
 def candidate_features(
@@ -83,6 +116,7 @@ def candidate_features(
     answer: np.ndarray,
     fuzzy: dict[int, float],
     combined: dict[int, float],
+    words: QueryWords,
 ) -> np.ndarray:
     """One row of :data:`FEATURES` per entry of ``ranked`` (best first); ``lead`` is the
     entry's ranking score minus the best other candidate's (negative for all but the first)."""
@@ -91,7 +125,17 @@ def candidate_features(
     for position, entry in enumerate(ranked):
         others = scores[1:2] if position == 0 else scores[:1]
         lead = scores[position] - (others[0] if others else 0.0)
-        rows.append([nearest[entry], centroid[entry], answer[entry], fuzzy.get(entry, 0.0), lead])
+        rows.append(
+            [
+                nearest[entry],
+                centroid[entry],
+                answer[entry],
+                fuzzy.get(entry, 0.0),
+                lead,
+                words.covered.get(entry, 0.0),
+                words.length,
+            ]
+        )
     return np.asarray(rows, dtype=np.float64)
 
 
@@ -381,6 +425,7 @@ class Matcher:
                 row_words.append(frozenset(words.split()))
             fresh_rows[number] = (start, len(processed))
         entry_words_new = [frozenset().union(*row_words[slice(*fresh_rows[n])]) for n in fresh]
+        entry_stems_new = [stems(words) for words in entry_words_new]
         spans = []
         entry_spans = []
         fresh_slot = {number: slot for slot, number in enumerate(fresh)}
@@ -394,7 +439,9 @@ class Matcher:
                 entry_spans.append((True, old, old + 1))
         if previous is None:
             self._processed, self._language, words, entry_words = processed, language, row_words, entry_words_new
+            self._entry_stems = entry_stems_new
         else:
+            self._entry_stems = gather_list(previous._entry_stems, entry_stems_new, entry_spans)
             self._processed = gather_list(previous._processed, processed, spans)
             self._language = gather_list(previous._language, language, spans)
             words = gather_list(previous._words.variants, row_words, spans)
@@ -565,6 +612,10 @@ class Matcher:
             fuzzy[entry] = max(0.0, float(np.max(0.5 * chars + 0.5 * words_of))) / 100.0
         return nearest, centroid, answer, fuzzy
 
+    def query_words(self, query: str, entries: Sequence[int]) -> QueryWords:
+        """The word evidence (:class:`QueryWords`) of ``entries`` for ``query``."""
+        return query_words(content_words(query).split(), entries, self._entry_stems)
+
     def _rows_using(self, word: str) -> list[int]:
         """The first ``RARE_WORD_ROWS`` phrasings that use ``word`` (a rare word, so few
         entries; the vocabulary's words only, so the cache is bounded by the KB)."""
@@ -614,7 +665,8 @@ class Matcher:
         lang = guess_language(query, default="")
         combined = {e: float(self.model.combine(nearest[e], centroid[e], answer[e], f)) for e, f in fuzzy.items()}
         entries = sorted(combined, key=combined.get, reverse=True)
-        features = candidate_features(entries, nearest, centroid, answer, fuzzy, combined)
+        word_evidence = self.query_words(query, entries)
+        features = candidate_features(entries, nearest, centroid, answer, fuzzy, combined, word_evidence)
         probability = dict(zip(entries, self.model.probability(features).tolist(), strict=True))
         exact = self._exact.get(content_words(query))
         if exact is not None:

@@ -25,8 +25,8 @@ class MatchSettings:
     (0 by default: the score already falls when another entry is close).
     """
 
-    answer_cutoff: float = 74.0
-    suggest_cutoff: float = 28.0
+    answer_cutoff: float = 69.0
+    suggest_cutoff: float = 26.0
     margin: float = 0.0
     max_suggestions: int = 3
     # A one-word message ("refund", "wifi") fits several entries: it gets choices, unless
