@@ -138,9 +138,10 @@ def fit_probability(weights: ScoreModel, cases: list[Case]) -> ScoreModel:
     """Step 2: the logistic regression over the three best candidates of every case."""
     from sklearn.linear_model import LogisticRegression
 
-    xs, ys = [], []
+    xs, ys, first_covered = [], [], []
     for case in cases:
         ranked, features = ranked_features(weights, case)
+        first_covered.append(features[0][FEATURES.index("covered")])
         for entry, row in zip(ranked[:3], features[:3], strict=False):
             xs.append(row)
             ys.append(int(entry == case.expected))
@@ -149,6 +150,7 @@ def fit_probability(weights: ScoreModel, cases: list[Case]) -> ScoreModel:
         weights,
         coefficients=tuple(round(float(c), 3) for c in fit.coef_[0]),
         bias=round(float(fit.intercept_[0]), 3),
+        unknown_covered=round(float(np.mean(first_covered)), 3),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -127,6 +128,22 @@ def test_word_evidence_counts_the_entrys_own_words(matcher: Matcher) -> None:
 def test_word_evidence_forgives_grammatical_endings(matcher: Matcher) -> None:
     pay = next(n for n, e in enumerate(matcher.kb.entries) if e.id == "billing-pay-bill")
     assert matcher.query_words("оплатите счет", [pay]).covered[pay] == 1.0  # "оплатите" is in no phrasing
+
+
+def test_an_entry_without_the_questions_language_is_not_judged_by_its_words(matcher: Matcher, tmp_path) -> None:
+    """Reproduces a miss: a Latvian question about an entry written only in English shares
+    no word with it, and the word evidence alone held the answer back."""
+    for source in [*DEMO_KB.glob("*.yml"), *(ROOT / "tests" / "data" / "kb_extra").glob("*.yml")]:
+        shutil.copy(source, tmp_path)
+    kb = load(tmp_path)
+    extended = Matcher(kb, previous=matcher)
+    gift = next(n for n, e in enumerate(kb.entries) if e.id == "shop-gift-cards")
+    pay = next(n for n, e in enumerate(kb.entries) if e.id == "billing-pay-bill")
+    latvian = extended.query_words("vai jūs pārdodat dāvanu kartes?", [gift, pay])
+    assert latvian.covered[gift] == SCORE_MODEL.unknown_covered  # English only: neutral
+    assert latvian.covered[pay] == 0.0  # has Latvian phrasings, none with these words
+    assert extended.match("vai jūs pārdodat dāvanu kartes?").decision == ANSWER
+    assert extended.match("vai jūs pārdodat dāvanu kartes?").id == "shop-gift-cards"
 
 
 def test_bad_cut_offs_are_refused() -> None:

@@ -63,6 +63,10 @@ class ScoreModel:
     fuzzy: float = 0.12
     coefficients: tuple[float, ...] = (-1.581, 3.068, -4.255, 3.302, 28.242, 5.892, 3.776)
     bias: float = -7.288
+    # ``covered`` of an entry with no phrasing in the query's language, when its own words
+    # say less: the mean ``covered`` of the tuning questions' best candidates, so an entry
+    # the editors wrote only in English is judged on its vectors, as before the feature.
+    unknown_covered: float = 0.577
 
     def combine(self, nearest, centroid, answer, fuzzy):
         """The ranking score (floats or arrays alike)."""
@@ -98,14 +102,27 @@ def stems(words: frozenset[str] | Sequence[str]) -> frozenset[str]:
     return frozenset(word[:STEM] for word in words)
 
 
-def query_words(words: Sequence[str], entries: Sequence[int], entry_stems: Sequence[frozenset[str]]) -> QueryWords:
+def query_words(
+    words: Sequence[str],
+    entries: Sequence[int],
+    entry_stems: Sequence[frozenset[str]],
+    foreign: Sequence[int] = (),
+    unknown_covered: float = 0.0,
+) -> QueryWords:
     """The word evidence of ``entries`` for a query of content words ``words``: how much of
-    the query each entry speaks about at all (``entry_stems``: each entry's :func:`stems`)."""
+    the query each entry speaks about at all (``entry_stems``: each entry's :func:`stems`).
+
+    ``foreign``: entries with no phrasing in the query's language. Their words cannot be
+    the query's, so their ``covered`` is at least ``unknown_covered``: a Latvian question
+    about an entry written only in English is not held against the entry's English words.
+    """
     if not words:
         return QueryWords({}, 0.0)
     share = 1.0 / len(words)
     query = [word[:STEM] for word in words]
     covered = {e: share * sum(stem in entry_stems[e] for stem in query) for e in entries}
+    for entry in foreign:
+        covered[entry] = max(covered[entry], unknown_covered)
     return QueryWords(covered, min(len(words), LONG_QUERY) / LONG_QUERY)
 
 
@@ -405,6 +422,7 @@ class Matcher:
             number: range(start, start + count)
             for number, (start, count) in enumerate(zip(self._starts.tolist(), self._counts.tolist(), strict=True))
         }
+        self._entry_languages = [frozenset(self._language[rows.start : rows.stop]) for rows in self._rows_of.values()]
 
     def _analyse_words(self, reuse: list[int | None], fresh: list[int], previous: Matcher | None) -> None:
         """Each phrasing's content words and language, per row; each entry's words."""
@@ -612,9 +630,15 @@ class Matcher:
             fuzzy[entry] = max(0.0, float(np.max(0.5 * chars + 0.5 * words_of))) / 100.0
         return nearest, centroid, answer, fuzzy
 
-    def query_words(self, query: str, entries: Sequence[int]) -> QueryWords:
-        """The word evidence (:class:`QueryWords`) of ``entries`` for ``query``."""
-        return query_words(content_words(query).split(), entries, self._entry_stems)
+    def query_words(self, query: str, entries: Sequence[int], language: str | None = None) -> QueryWords:
+        """The word evidence (:class:`QueryWords`) of ``entries`` for ``query``, asked in
+        ``language`` (guessed when not given; "" when it cannot be told)."""
+        if language is None:
+            language = guess_language(query, default="")
+        foreign = [e for e in entries if language not in self._entry_languages[e]] if language else []
+        return query_words(
+            content_words(query).split(), entries, self._entry_stems, foreign, self.model.unknown_covered
+        )
 
     def _rows_using(self, word: str) -> list[int]:
         """The first ``RARE_WORD_ROWS`` phrasings that use ``word`` (a rare word, so few
@@ -665,7 +689,7 @@ class Matcher:
         lang = guess_language(query, default="")
         combined = {e: float(self.model.combine(nearest[e], centroid[e], answer[e], f)) for e, f in fuzzy.items()}
         entries = sorted(combined, key=combined.get, reverse=True)
-        word_evidence = self.query_words(query, entries)
+        word_evidence = self.query_words(query, entries, lang)
         features = candidate_features(entries, nearest, centroid, answer, fuzzy, combined, word_evidence)
         probability = dict(zip(entries, self.model.probability(features).tolist(), strict=True))
         exact = self._exact.get(content_words(query))
