@@ -144,6 +144,9 @@ def test_an_entry_without_the_questions_language_is_not_judged_by_its_words(matc
     assert latvian.covered[pay] == 0.0  # has Latvian phrasings, none with these words
     assert extended.match("vai jūs pārdodat dāvanu kartes?").decision == ANSWER
     assert extended.match("vai jūs pārdodat dāvanu kartes?").id == "shop-gift-cards"
+    # Mashing in a script the English-only entry lacks is still declined.
+    for mashing in ("ыва ыва", "фывап олдж", "ქქქ ქქ", "šķšķ ēēē"):
+        assert extended.match(mashing).decision == NONE, mashing
 
 
 def test_bad_cut_offs_are_refused() -> None:
