@@ -778,6 +778,12 @@ PROFANITY: tuple[str, ...] = (
     "peste",
     "pucha",
     "buset",
+    # Serbian exasperation: "how much longer" ("dokle više da čekam"), in both scripts
+    "dokle više",
+    "dokle vise",
+    "докле више",
+    "dokle bre",
+    "докле бре",
 )
 
 # One of these is enough to hand off at once, where one ANGER word or swear word alone is not
@@ -787,7 +793,14 @@ PROFANITY: tuple[str, ...] = (
 # "prevara" (asking whether an SMS is a scam), "sramota me je" (I'm embarrassed to ask),
 # "грабеж"/"pljačka" (a robbery, reported to block a stolen phone's SIM).
 STRONG_ANGER: tuple[str, ...] = (
+    # English
+    "thanks for nothing",
+    "do you even know what you",
+    "do you people even know what",
     # Russian
+    "спасибо ни за что",
+    "спасибо за ничего",
+    "помогли называется",
     "ворюг*",
     "ворье",
     "воры",
@@ -828,7 +841,22 @@ STRONG_ANGER: tuple[str, ...] = (
     "опљачкали сте",
     "bruka",
     "брука",
+    # Sarcasm and rhetorical insults no calm customer writes: "thanks for nothing", "do you
+    # even know what you are doing"
+    "hvala na ničemu",
+    "hvala na nicemu",
+    "хвала на ничему",
+    "da li vi uopšte znate",
+    "da li vi uopste znate",
+    "да ли ви уопште знате",
+    "znate li vi uopšte",
+    "znate li vi uopste",
+    "знате ли ви уопште",
+    "da li uopšte znate šta radite",
+    "da li uopste znate sta radite",
+    "да ли уопште знате шта радите",
     # Tagalog
+    "salamat sa wala",
     "kapal ng mukha",
     "mga magnanakaw",
     "magnanakaw kayo",
@@ -1199,6 +1227,20 @@ HUMAN_EXCEPTIONS: tuple[str, ...] = (
     "промен* оператер*",
     "промјен* оператер*",
     "промени* оператер*",
+    "gor* operater*",
+    "najgor* operater*",
+    "bolj* operater*",
+    "ovaj operater",
+    "ovog operater*",
+    "star* operater*",
+    "prethodn* operater*",
+    "гор* оператер*",
+    "најгор* оператер*",
+    "бољ* оператер*",
+    "овај оператер",
+    "овог оператер*",
+    "стар* оператер*",
+    "претходн* оператер*",
     # Latvian
     "cita operatora",
     "citu operatoru",

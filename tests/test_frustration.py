@@ -178,7 +178,14 @@ def test_requests_for_a_person_are_recognised_in_every_language(text: str) -> No
 
 @pytest.mark.parametrize(
     "text",
-    ["I want to switch to another operator", "сменить оператора", "перейти к другому оператору", "მობილური ოპერატორი"],
+    [
+        "I want to switch to another operator",
+        "сменить оператора",
+        "перейти к другому оператору",
+        "მობილური ოპერატორი",
+        "Nikad gori operater, a bio sam kod svih",  # "never a worse carrier"
+        "Bolje da sam ostao kod starog operatera",
+    ],
 )
 def test_mobile_operator_is_not_a_request_for_a_person(text: str) -> None:
     assert "human" not in signals(text)
@@ -189,6 +196,22 @@ def test_not_helped_feedback_is_mild_on_its_own(text: str) -> None:
     score, fired = message_score(text)
     assert "feedback" in fired
     assert score < 0.2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Found by a Serbian probe of our own: sarcasm and rhetorical insults, no angry word.
+        "Hvala na ničemu, baš ste od velike pomoći",
+        "Хвала на ничему",
+        "Da li vi uopšte znate šta radite?",
+        "Да ли ви уопште знате шта радите?",
+        "thanks for nothing",
+        "do you even know what you are doing?",
+    ],
+)
+def test_sarcasm_and_rhetorical_insults_hand_off_at_once(text: str) -> None:
+    assert assess([Turn(text=text)]).handoff, message_score(text)
 
 
 def test_one_clearly_angry_message_reaches_the_threshold() -> None:
