@@ -25,7 +25,7 @@ class MatchSettings:
     (0 by default: the score already falls when another entry is close).
     """
 
-    answer_cutoff: float = 69.0
+    answer_cutoff: float = 66.0
     suggest_cutoff: float = 26.0
     margin: float = 0.0
     max_suggestions: int = 3
