@@ -15,16 +15,30 @@ FAQ_INTENT = "faq"
 _ANNOTATION = re.compile(r"[\[\]{}()]")
 
 
-def faq_examples(kb: KnowledgeBase) -> list[str]:
-    """Every phrasing once, in KB order, cleaned of Rasa's entity-annotation syntax."""
+# Phrasings per entry and language that teach the ``faq`` intent (the first ones written:
+# the question, then alternatives in order). The classifier weighs intents equally whatever
+# their size, so the more faq examples, the less each counts: when the KB grew from about 60
+# to about 87 phrasings an entry, "refund" and "wifi" became keyboard mashing and "roaming"
+# a goodbye. The matcher still uses every phrasing; this also keeps training time from
+# growing with the KB.
+EXAMPLES_PER_LANGUAGE = 10
+
+
+def faq_examples(kb: KnowledgeBase, per_language: int = EXAMPLES_PER_LANGUAGE) -> list[str]:
+    """The first ``per_language`` phrasings of each entry in each language, once each, in KB
+    order, cleaned of Rasa's entity-annotation syntax."""
     seen: set[str] = set()
     out: list[str] = []
     for entry in kb.entries:
-        for _, text in entry.variants():
+        taken: dict[str, int] = {}
+        for language, text in entry.variants():
+            if taken.get(language, 0) >= per_language:
+                continue
             example = " ".join(_ANNOTATION.sub(" ", text).split())
             if example and example.casefold() not in seen:
                 seen.add(example.casefold())
                 out.append(example)
+                taken[language] = taken.get(language, 0) + 1
     return out
 
 
