@@ -143,25 +143,39 @@ class WordIndex:
         query_total = sum(query_weights) or 1.0
         candidates: set[int] = set()
         if only is not None:
-            candidates = {i for i in only if any(word in self.variants[i] for e in expansions for word in e)}
+            query_words = frozenset().union(*expansions)
+            variants = self.variants
+            candidates = {i for i in only if not query_words.isdisjoint(variants[i])}
         else:
             for expansion in expansions:
                 for word in expansion:
                     candidates.update(self.postings.get(word, ()))
+        # Each vocabulary word the query reaches: which query words reach it, how closely, and
+        # its place in query order (sums run in that order, so scores do not depend on set order).
+        reached: dict[str, list[tuple[int, float]]] = {}
+        for position, expansion in enumerate(expansions):
+            for word, similarity in expansion.items():
+                reached.setdefault(word, []).append((position, similarity))
+        rank = {word: n for n, word in enumerate(reached)}
+        reachable = frozenset(reached)
+        idf = self.idf
         out: dict[int, float] = {}
         for index in candidates:
-            variant = self.variants[index]
+            hits = sorted(reachable.intersection(self.variants[index]), key=rank.__getitem__)
+            best = [0.0] * len(expansions)
+            covered_variant = 0.0
+            for word in hits:
+                top = 0.0
+                for position, similarity in reached[word]:
+                    if similarity > best[position]:
+                        best[position] = similarity
+                    top = max(top, similarity)
+                covered_variant += idf[word] * top
             covered_query = 0.0
-            covered_variant: dict[str, float] = {}
-            for weight, expansion in zip(query_weights, expansions, strict=False):
-                best = 0.0
-                for word, similarity in expansion.items():
-                    if word in variant:
-                        best = max(best, similarity)
-                        covered_variant[word] = max(covered_variant.get(word, 0.0), similarity)
-                covered_query += weight * best
+            for weight, value in zip(query_weights, best, strict=True):
+                covered_query += weight * value
             recall = covered_query / query_total
-            precision = sum(self.idf[w] * v for w, v in covered_variant.items()) / (self.weight(index) or 1.0)
+            precision = covered_variant / (self.weight(index) or 1.0)
             if recall + precision:
                 out[index] = 100 * 2 * precision * recall / (precision + recall)
         return out
