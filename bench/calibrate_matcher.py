@@ -20,8 +20,8 @@ Paste the result into ``ScoreModel`` and ``MatchSettings`` defaults.
 
 With ``--folds K`` it also prints what the in-sample figures cannot say: the whole fit
 (steps 1 to 3) repeated on K-1 folds of the tuning questions and measured on the fold left
-out, per language group. About 560 questions are few; these are the figures to compare two
-feature sets or cut-off rules by.
+out, per language group. About a thousand questions are still few; these are the figures
+to compare two feature sets or cut-off rules by.
 
     .venv/bin/python bench/calibrate_matcher.py [--folds 5]
 """

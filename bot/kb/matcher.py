@@ -422,7 +422,6 @@ class Matcher:
             number: range(start, start + count)
             for number, (start, count) in enumerate(zip(self._starts.tolist(), self._counts.tolist(), strict=True))
         }
-        self._entry_languages = [frozenset(self._language[rows.start : rows.stop]) for rows in self._rows_of.values()]
 
     def _analyse_words(self, reuse: list[int | None], fresh: list[int], previous: Matcher | None) -> None:
         """Each phrasing's content words and language, per row; each entry's words."""
@@ -635,7 +634,7 @@ class Matcher:
         ``language`` (guessed when not given; "" when it cannot be told)."""
         if language is None:
             language = guess_language(query, default="")
-        foreign = [e for e in entries if language not in self._entry_languages[e]] if language else []
+        foreign = [e for e in entries if not self._speaks(e, language)] if language else []
         return query_words(
             content_words(query).split(), entries, self._entry_stems, foreign, self.model.unknown_covered
         )
@@ -668,12 +667,17 @@ class Matcher:
         mean = self._means.get(guess_language(query, default="")) if self._means else None
         return center(vector.reshape(1, -1), [mean])[0]
 
+    def _speaks(self, entry: int, language: str) -> bool:
+        """Whether the entry has a phrasing in ``language`` (asked of a query's few candidates)."""
+        rows = self._rows_of[entry]
+        return language in self._language[rows.start : rows.stop]
+
     def _closest_language(self, entry: int, vector: np.ndarray, detected: str) -> str:
         """The language the query was asked in, if the entry has it; else that of the entry's
         phrasing nearest to the query."""
-        rows = self._rows_of[entry]
-        if detected and detected in self._language[rows.start : rows.stop]:
+        if detected and self._speaks(entry, detected):
             return detected
+        rows = self._rows_of[entry]
         return self._language[rows.start + int(np.argmax(self._entry_vectors[entry] @ vector))]
 
     def match(self, query: str, limit: int = 3, vector: np.ndarray | None = None) -> Match:
