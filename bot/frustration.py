@@ -36,6 +36,7 @@ from bot import frustration_lexicon as lexicon
 from bot.kb import Matcher
 from bot.kb.loader import load_or_report
 from bot.kb.normalize import STOPWORDS, normalize
+from bot.language import serbian_in_latin
 from bot.settings import ROOT, SettingsError, load_settings
 
 # Labelled customer messages (angry / annoyed / calm) in en, ru, ka, sr, lv, tl that the
@@ -328,6 +329,15 @@ class ToneModel:
     The model reads :func:`plain_form`: angry messages shout and end in "!!!" far more often
     than calm ones, and a model that saw them would call "how do I pay my bill!!!" angry. On
     a plain question those are urgency, which the lexicon's caps and punctuation weigh.
+
+    Serbian is written in two alphabets, and the encoder knows it far better in Latin letters:
+    each Serbian Cyrillic training message is also learnt in Latin letters, and a Cyrillic
+    message is read in both (:func:`message_score`). By 5-fold cross-validation on the 2,674
+    training messages, angry / calm handed off: Serbian Cyrillic 90% / 1.2% -> 94% / 1.2%,
+    Serbian Latin 92% / 1.2% -> 94% / 1.8%, all languages 87.3% / 1.5% -> 88.9% / 1.7% (no
+    language handed off fewer angry ones; Georgian calm 3.0% -> 3.6%, Russian 0.9% -> 1.4%, as
+    the probabilities' calibration moved). Reading Cyrillic messages in both alphabets without
+    learning the copies gave Serbian Cyrillic 93% and left Latin at 92%.
     """
 
     C = 10.0
@@ -342,6 +352,12 @@ class ToneModel:
     ) -> ToneModel:
         from sklearn.svm import SVC
 
+        texts, angry = list(texts), list(angry)
+        for text, label in zip(list(texts), list(angry), strict=True):
+            latin = serbian_in_latin(text)  # each Serbian Cyrillic message in Latin letters too
+            if latin is not None:
+                texts.append(latin)
+                angry.append(label)
         model = SVC(C=c or cls.C, gamma=gamma or cls.GAMMA, class_weight="balanced", probability=True, random_state=0)
         model.fit(encoder.embed([plain_form(t) for t in texts]), np.array([int(a) for a in angry]))
         return cls(model)
@@ -383,12 +399,20 @@ def message_score(
     s = settings or FrustrationSettings()
     anger = 0.0
     if tone and any(ch.isalpha() for ch in text):
+        from bot.nlu.encoder import get_encoder
+
+        model = model or tone_model()
         plain = plain_form(text)
         if vector is None or plain != text:
-            from bot.nlu.encoder import get_encoder
-
             vector = get_encoder().embed_one(plain)
-        anger = (model or tone_model()).anger(vector)
+        anger = model.anger(vector)
+        latin = serbian_in_latin(plain)
+        if latin is not None:
+            # Serbian Cyrillic: the encoder reads the same words far better in Latin letters
+            # ("Ово је невиђено" 0.03, "Ovo je neviđeno" 0.75); the two readings are averaged, so
+            # neither alphabet alone decides (by cross-validation, the Latin reading alone handed
+            # off more calm messages).
+            anger = (anger + model.anger(get_encoder().embed_one(latin))) / 2
     # A sign the lexicon reads lowers the bar: an angry word or swearing to ``tone_with_words``,
     # shouting or "!!!" to ``tone_with_shouting``; the tone then counts from that probability.
     _, plain_signals = lexical_score(text, s)

@@ -591,3 +591,18 @@ def test_a_strong_word_hands_off_on_its_own_even_without_the_tone_model(text: st
 def test_words_a_calm_customer_may_use_are_not_strong(text: str) -> None:
     _, fired = lexical_score(text)
     assert fired.get("anger", 0) < FrustrationSettings().strong_word
+
+
+@pytest.mark.parametrize(
+    ("latin", "cyrillic"),
+    [
+        ("Bolje da sam ostao kod starog operatera, ovo je haos", "Боље да сам остао код старог оператера, ово је хаос"),
+        ("Neću više da plaćam za ovakvu uslugu", "Нећу више да плаћам за овакву услугу"),
+        ("Bravo, sjajno, opet nema signala, svaka čast", "Браво, сјајно, опет нема сигнала, свака част"),
+    ],
+)
+def test_angry_serbian_hands_off_in_either_alphabet(latin: str, cyrillic: str) -> None:
+    # The encoder reads Serbian better in Latin letters; read only in Cyrillic, these scored
+    # 0.57-0.70 and stayed with the bot while their Latin twins were handed off.
+    assert assess([Turn(latin)]).reason == "frustrated", message_score(latin)
+    assert assess([Turn(cyrillic)]).reason == "frustrated", message_score(cyrillic)

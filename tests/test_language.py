@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from bot.language import LANGUAGE_NAMES, SUPPORTED, guess_language
+from bot.language import LANGUAGE_NAMES, SUPPORTED, guess_language, serbian_in_latin
 
 MESSAGES: dict[str, list[str]] = {
     "en": [
@@ -230,3 +230,13 @@ def test_fast_enough_to_run_on_every_message() -> None:
         guess_language(text)
     per_call = (time.perf_counter() - start) / 1000
     assert per_call < 1e-3, f"{per_call * 1e6:.0f} µs per 200-character message"  # ~10x headroom over the target
+
+
+def test_serbian_cyrillic_is_written_in_latin_letter_for_letter() -> None:
+    assert serbian_in_latin("Љубазно њих, џабе! ЂУРА ЋЕ ЧЕКАТИ") == "Ljubazno njih, džabe! ĐURA ĆE ČEKATI"
+    assert serbian_in_latin("Рачун ми није стигао") == "Račun mi nije stigao"
+
+
+@pytest.mark.parametrize("text", ["Счёт не пришёл, что делать?", "Račun mi nije stigao", "hello", ""])
+def test_only_serbian_cyrillic_is_written_in_latin(text: str) -> None:
+    assert serbian_in_latin(text) is None
