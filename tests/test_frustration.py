@@ -606,3 +606,16 @@ def test_angry_serbian_hands_off_in_either_alphabet(latin: str, cyrillic: str) -
     # 0.57-0.70 and stayed with the bot while their Latin twins were handed off.
     assert assess([Turn(latin)]).reason == "frustrated", message_score(latin)
     assert assess([Turn(cyrillic)]).reason == "frustrated", message_score(cyrillic)
+
+
+def test_anger_around_a_didnt_help_phrase_still_counts() -> None:
+    # "i dalje ne radi" (still doesn't work) has its own logic in assess(); the tone model's
+    # anger used to be dropped whenever it appeared, so this stayed with the bot at 0.15.
+    for text in (
+        "Tri tehničara, tri različite priče, a internet i dalje ne radi",
+        "Три техничара, три различите приче, а интернет и даље не ради",
+    ):
+        assert assess([Turn(text)]).reason == "frustrated", message_score(text)
+    # Said on its own, the feedback is mild until it follows an answer.
+    for text in ("i dalje ne radi", "still not working", "это не помогло"):
+        assert not assess([Turn(text)]).handoff, message_score(text)
