@@ -42,7 +42,15 @@ sys.path.insert(0, str(ROOT))
 
 from bot.kb import load  # noqa: E402
 from bot.kb.evaluate import read_cases  # noqa: E402
-from bot.kb.matcher import EXACT, FEATURES, Matcher, QueryWords, ScoreModel, candidate_features  # noqa: E402
+from bot.kb.matcher import (  # noqa: E402
+    EXACT,
+    FEATURES,
+    Matcher,
+    QueryWords,
+    ScoreModel,
+    answers_directly,
+    candidate_features,
+)
 from bot.kb.normalize import content_words  # noqa: E402
 from bot.kb.result import MatchSettings  # noqa: E402
 from bot.language import guess_language  # noqa: E402
@@ -174,12 +182,8 @@ def top_of(model: ScoreModel, case: Case) -> Top:
 
 
 def answers(case: Case, top: Top, settings: MatchSettings) -> bool:
-    """Whether :meth:`Matcher.match` answers directly (its rule, on these numbers)."""
-    if top.score < settings.answer_cutoff:
-        return False
-    return case.exact is not None or (
-        top.score - top.second >= settings.margin and case.length >= settings.min_words_to_answer
-    )
+    """Whether :meth:`Matcher.match` answers directly (its own rule, on these numbers)."""
+    return answers_directly(top.score, top.second, case.length, case.exact is not None, settings)
 
 
 def choose_settings(model: ScoreModel, cases: list[Case]) -> tuple[MatchSettings, float, float] | None:

@@ -161,6 +161,16 @@ EXACT = 1.0  # the probability given to a phrasing typed as an editor wrote it
 SHORT_WORD_MATCH = 0.6  # fuzzy score of an entry whose phrasings use a one-word message's word
 
 
+def answers_directly(score: float, runner_up: float, words: int, exact: bool, settings: MatchSettings) -> bool:
+    """Whether a match with these numbers is answered rather than suggested or declined: a
+    score at the answer cut-off, and either the editor's own phrasing typed as written
+    (``exact``) or a clear lead over the runner-up on a message of enough words. One rule for
+    :meth:`Matcher.match` and the calibration that chooses its cut-offs
+    (bench/calibrate_matcher.py), so the cut-offs are chosen for the rule that runs."""
+    clear = exact or (score - runner_up >= settings.margin and words >= settings.min_words_to_answer)
+    return score >= settings.answer_cutoff and clear
+
+
 def passage_texts(entry) -> list[tuple[str, str]]:
     """What an entry says, as e5 reads a passage: its question and answer, once per language
     the editors wrote it in (a Georgian question is best compared with the Georgian answer)."""
@@ -707,10 +717,7 @@ class Matcher:
         top = candidates[0]
         runner_up = candidates[1].score if len(candidates) > 1 else 0.0
         words = len(content_words(query).split())
-        clear = exact is not None or (
-            top.score - runner_up >= settings.margin and words >= settings.min_words_to_answer
-        )
-        if top.score >= settings.answer_cutoff and clear:
+        if answers_directly(top.score, runner_up, words, exact is not None, settings):
             return Match(query, ANSWER, top.id, top.score, tuple(candidates[:limit]))
         if words < settings.min_words_to_answer and exact is None:
             # "wifi", "roaming": the entries that use the word, for the customer to pick.
