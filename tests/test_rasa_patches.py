@@ -223,3 +223,53 @@ def test_only_an_action_server_that_was_not_reached_or_failed_is_tried_again() -
     assert action_server_unavailable(_rasa_error(aiohttp.ClientConnectionError("refused"), False))
     assert not action_server_unavailable(_rasa_error(asyncio.TimeoutError(), False))
     assert not action_server_unavailable(RasaException("no endpoint is configured"))
+
+
+def test_events_sent_to_the_http_api_are_checked_as_rasa_does_without_a_validator_per_request() -> None:
+    """An agent's reply reaches the customer through ``POST .../tracker/events``; Rasa built a
+    jsonschema validator for each one (about 15 ms of the Rasa process's CPU per reply)."""
+    from types import SimpleNamespace
+
+    import rasa.server
+
+    original = rasa.server.validate_events_in_request_body
+    ours = rasa_patches._validate_request_events(original)
+    good = [
+        [{"event": "bot", "text": "Hello, this is Anna", "metadata": {"agent": "anna"}, "timestamp": 1.0}],
+        {"event": "pause"},
+        [{"event": "slot", "name": "agent", "value": None}, {"event": "resume"}],
+    ]
+    bad = [
+        [{"event": "user", "parse_data": {"intent": "greet"}}],
+        [{"event": "action", "name": "a", "timestamp": "yesterday"}],
+        [{"event": "no_such_type"}],
+        [{"text": "no type"}],
+        ["bot"],
+        {"event": "slot", "name": 3},
+    ]
+    for body in good:
+        assert ours(SimpleNamespace(json=body)) is None
+        assert original(SimpleNamespace(json=body)) is None  # Rasa agrees
+    for body in bad:
+        with pytest.raises(rasa.server.ErrorResponse) as theirs:
+            original(SimpleNamespace(json=body))
+        with pytest.raises(rasa.server.ErrorResponse) as mine:
+            ours(SimpleNamespace(json=body))
+        assert mine.value.status == theirs.value.status == 400
+        assert mine.value.error_info == theirs.value.error_info
+
+
+def test_apply_installs_the_http_api_check_once() -> None:
+    import rasa.server
+
+    original = rasa.server.validate_events_in_request_body
+    try:
+        rasa_patches.APPLIED.discard("api_validator")
+        rasa_patches.apply()
+        installed = rasa.server.validate_events_in_request_body
+        assert installed.__wrapped__ is original
+        rasa_patches.apply()
+        assert rasa.server.validate_events_in_request_body is installed
+    finally:
+        rasa.server.validate_events_in_request_body = original
+        rasa_patches.APPLIED.discard("api_validator")
