@@ -240,12 +240,27 @@ _REPEAT_MARKERS = _compile(lexicon.REPEAT_MARKERS)
 _PUNCTUATION_RUN = re.compile(r"[!?¿¡]{2,}")
 
 
+# Punctuation that ends a clause, and the token that marks the end in normalised text: a
+# negator does not reach past it ("it doesn't work, ridiculous", "internet ne radi, sramota"
+# are angry; "not ridiculous" is not).
+_CLAUSE_END = re.compile(r"[,.;:!?…]+|\s[-–—]+\s")
+_CLAUSE = "|"
+
+
+def clauses(text: str) -> str:
+    """:func:`normalize`'s words, with :data:`_CLAUSE` between clauses."""
+    return f" {_CLAUSE} ".join(part for part in map(normalize, _CLAUSE_END.split(text)) if part)
+
+
 def _hits(pattern: re.Pattern[str], text: str, negatable: bool = False) -> list[str]:
-    """Distinct matches in normalised ``text``; with ``negatable``, skip those right after a negator."""
+    """Distinct matches in normalised ``text``; with ``negatable``, skip those right after a
+    negator in the same clause (``text`` from :func:`clauses`)."""
     found: list[str] = []
     for match in pattern.finditer(text):
         if negatable:
             before = text[: match.start()].split()[-2:]
+            if _CLAUSE in before:
+                before = before[len(before) - before[::-1].index(_CLAUSE) :]
             if any(word in lexicon.NEGATORS for word in before):
                 continue
         if match.group() not in found:
@@ -455,11 +470,12 @@ def lexical_score(
     """
     s = settings or FrustrationSettings()
     folded = normalize(text)
+    by_clause = clauses(text)
     signals: dict[str, float] = {}
-    anger = _hits(_ANGER, folded, negatable=True)
+    anger = _hits(_ANGER, by_clause, negatable=True)
     if anger:
         signals["anger"] = min(1.0, s.anger + s.anger_extra * (len(anger) - 1))
-        if _hits(_STRONG_ANGER, folded, negatable=True):
+        if _hits(_STRONG_ANGER, by_clause, negatable=True):
             signals["anger"] = max(signals["anger"], s.strong_word)
     profanity = _hits(_PROFANITY, folded) + _MASKED_PROFANITY.findall(text.casefold())
     if profanity:

@@ -119,6 +119,20 @@ def test_negated_anger_does_not_fire(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
+        "it doesn't work, ridiculous",
+        "Internet ne radi, sramota",
+        "интернет не работает, позор",
+        "svaki mesec novi trošak koji niko ne objašnjava, dosta više",
+    ],
+)
+def test_a_negator_does_not_reach_past_the_end_of_its_clause(text: str) -> None:
+    # The two words before "sramota" are "ne radi": read as "not a disgrace", the anger was dropped.
+    assert "anger" in signals(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         "damn it",
         "wtf",
         "this is crap",
