@@ -42,12 +42,12 @@ from bot.settings import ROOT, SettingsError, load_settings
 # Labelled customer messages (angry / annoyed / calm) in en, ru, ka, sr, lv, tl that the
 # tone model learns from; the held-out half lives in tests/data/frustration/heldout.jsonl.
 TONE_TRAINING = ROOT / "data" / "frustration" / "train.jsonl"
-
-ANSWER = "answer"
 # Words besides "that didn't help" from which the tone model's reading of a message counts
 # (message_score). By cross-validation on the training messages (bench/calibrate_tone.py),
 # 3-6 words all handed off 0.2-0.4 points more angry messages, calm ones unchanged at 1.7%.
 MORE_THAN_FEEDBACK = 4
+
+ANSWER = "answer"
 SUGGEST = "suggest"
 NONE = "none"
 GUIDE = "guide"  # a typed answer to a troubleshooting guide's check
