@@ -264,7 +264,13 @@ def test_an_agent_whose_console_closes_is_no_longer_counted_online(stack: Stack,
                 await asyncio.sleep(0.1)
             assert (await bob.get("/api/me"))[1]["status"] == "away"
             await bob.connect()
+            # The first queue push may be the one the closed console's handler broadcast, sent
+            # to the new socket before its handler has set bob online again: wait for it.
             await bob.expect_push(lambda p: p["type"] == "queue")
+            for _ in range(50):
+                if (await bob.get("/api/me"))[1]["status"] == "online":
+                    break
+                await asyncio.sleep(0.1)
             assert (await bob.get("/api/me"))[1]["status"] == "online"
 
     run(scenario())
