@@ -130,23 +130,30 @@ class WordIndex:
             found[other] = max(found.get(other, 0.0), value / 100)
         return found
 
-    def scores(self, words: list[str], only: set[int] | None = None) -> dict[int, float]:
+    def scores(
+        self, words: list[str], only: set[int] | None = None, vocabulary: Iterable[str] | None = None
+    ) -> dict[int, float]:
         """Score 0-100 for every variant sharing a word with the query: the harmonic mean of
         how much of the query it covers and how much of it the query covers, by IDF weight.
         ``only``: score just these variants (the ones another index put forward); a common
         word's postings run to thousands in a large KB; only their words can count, so
-        misspellings are looked up among those, not the whole vocabulary."""
+        misspellings are looked up among those, not the whole vocabulary. ``vocabulary``:
+        the words of ``only`` when the caller has them already (the union of its entries'
+        words: 800 phrasings' sets are not merged again for every message)."""
         words = list(dict.fromkeys(words))
-        vocabulary = None if only is None else list(frozenset().union(*(self.variants[i] for i in only)))
+        if only is not None and vocabulary is None:
+            vocabulary = frozenset().union(*(self.variants[i] for i in only))
+        vocabulary = None if vocabulary is None else sorted(vocabulary)
         expansions = [self.similar(w, vocabulary) for w in words]
         query_weights = [self.idf.get(w, self.unknown_idf) for w in words]
         query_total = sum(query_weights) or 1.0
-        candidates: set[int] = set()
+        variants = self.variants
+        candidates: set[int] | list[int]
         if only is not None:
             query_words = frozenset().union(*expansions)
-            variants = self.variants
-            candidates = {i for i in only if not query_words.isdisjoint(variants[i])}
+            candidates = [i for i in only if not query_words.isdisjoint(variants[i])]
         else:
+            candidates = set()
             for expansion in expansions:
                 for word in expansion:
                     candidates.update(self.postings.get(word, ()))
@@ -157,20 +164,20 @@ class WordIndex:
             for word, similarity in expansion.items():
                 reached.setdefault(word, []).append((position, similarity))
         rank = {word: n for n, word in enumerate(reached)}
+        gain = {word: self.idf[word] * max(s for _, s in pairs) for word, pairs in reached.items()}
         reachable = frozenset(reached)
-        idf = self.idf
         out: dict[int, float] = {}
         for index in candidates:
-            hits = sorted(reachable.intersection(self.variants[index]), key=rank.__getitem__)
+            hits = reachable.intersection(variants[index])
+            if len(hits) > 1:
+                hits = sorted(hits, key=rank.__getitem__)
             best = [0.0] * len(expansions)
             covered_variant = 0.0
             for word in hits:
-                top = 0.0
                 for position, similarity in reached[word]:
                     if similarity > best[position]:
                         best[position] = similarity
-                    top = max(top, similarity)
-                covered_variant += idf[word] * top
+                covered_variant += gain[word]
             covered_query = 0.0
             for weight, value in zip(query_weights, best, strict=True):
                 covered_query += weight * value

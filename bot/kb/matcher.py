@@ -427,7 +427,7 @@ class Matcher:
         owners = self._owner.tolist()
         self._exact: dict[str, int] = dict(zip(self._processed[::-1], owners[::-1], strict=True))
         self._exact.pop("", None)
-        self._rare_rows: dict[str, list[int]] = {}
+        self._rare_rows: dict[str, tuple[list[int], frozenset[str]]] = {}
         self._rows_of: dict[int, range] = {
             number: range(start, start + count)
             for number, (start, count) in enumerate(zip(self._starts.tolist(), self._counts.tolist(), strict=True))
@@ -614,15 +614,23 @@ class Matcher:
         # entries sharing the query's rarest word: a misspelt product name the vectors miss.
         rows = {row for entry in candidates for row in self._rows_of[entry]}
         words = processed.split() if processed else []
-        rare = max(words, key=lambda w: self._words.idf.get(w, 0.0), default=None)
-        if rare is not None and self._words.idf.get(rare, 0.0) >= self.RARE_WORD_IDF:
-            rows.update(self._rows_using(rare))
-        word_scores = self._words.scores(words, only=rows) if words else {}
+        word_scores = {}
+        if words:
+            # The words of those phrasings: whole entries' sets, and the rare word's rows' set.
+            entry_words = self._words.entry_words
+            vocabulary = frozenset().union(*(entry_words[entry] for entry in candidates))
+            rare = max(words, key=lambda w: self._words.idf.get(w, 0.0))
+            if self._words.idf.get(rare, 0.0) >= self.RARE_WORD_IDF:
+                rare_rows, rare_vocabulary = self._rows_using(rare)
+                rows.update(rare_rows)
+                vocabulary |= rare_vocabulary
+            word_scores = self._words.scores(words, only=rows, vocabulary=vocabulary)
         by_words: dict[int, float] = {}
         for row, value in word_scores.items():
             entry = int(self._owner[row])
             by_words[entry] = max(by_words.get(entry, 0.0), value)
-        candidates.update(sorted(by_words, key=by_words.get, reverse=True)[: self.WORD_CANDIDATES])
+        # Ties go to the earlier entry, whatever order the scores came in.
+        candidates.update(sorted(by_words, key=lambda e: (-by_words[e], e))[: self.WORD_CANDIDATES])
         fuzzy: dict[int, float] = {}
         ordered = sorted(candidates)
         rows_of = [self._rows_of[entry] for entry in ordered]
@@ -649,20 +657,22 @@ class Matcher:
             content_words(query).split(), entries, self._entry_stems, foreign, self.model.unknown_covered
         )
 
-    def _rows_using(self, word: str) -> list[int]:
+    def _rows_using(self, word: str) -> tuple[list[int], frozenset[str]]:
         """The first ``RARE_WORD_ROWS`` phrasings that use ``word`` (a rare word, so few
-        entries; the vocabulary's words only, so the cache is bounded by the KB)."""
-        rows = self._rare_rows.get(word)
-        if rows is None:
-            rows = []
+        entries; the vocabulary's words only, so the cache is bounded by the KB), and their
+        words."""
+        found = self._rare_rows.get(word)
+        if found is None:
+            rows: list[int] = []
             variants = self._words.variants
-            for entry, words in enumerate(self._words.entry_words):
-                if word in words:
-                    rows.extend(row for row in self._rows_of[entry] if word in variants[row])
-                    if len(rows) >= self.RARE_WORD_ROWS:
-                        break
-            rows = self._rare_rows[word] = rows[: self.RARE_WORD_ROWS]
-        return rows
+            for entry in [e for e, words in enumerate(self._words.entry_words) if word in words]:
+                span = self._rows_of[entry]
+                rows += [row for row, words in enumerate(variants[span.start : span.stop], span.start) if word in words]
+                if len(rows) >= self.RARE_WORD_ROWS:
+                    break
+            rows = rows[: self.RARE_WORD_ROWS]
+            found = self._rare_rows[word] = (rows, frozenset().union(*(variants[row] for row in rows)))
+        return found
 
     def _passage_scores(self, entries: np.ndarray, vector: np.ndarray) -> np.ndarray:
         """The best passage cosine of each of ``entries``, from their rows only."""
