@@ -633,3 +633,42 @@ def test_anger_around_a_didnt_help_phrase_still_counts() -> None:
     # Said on its own, the feedback is mild until it follows an answer.
     for text in ("i dalje ne radi", "still not working", "это не помогло"):
         assert not assess([Turn(text)]).handoff, message_score(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # "Aren't you ashamed?": the negator is part of the reproach, so it used to cancel it.
+        "Uzela sam slobodan dan i čekala majstora ceo dan. Nije vas sramota?",
+        "Мастер не пришёл второй раз, я весь день сидела дома. Вам вообще не стыдно?",
+        "Meistars atkal neatnāca. Vai jums nav kauna?",
+        # "That is called theft", "liars", "see you in court": scored 0-0.5 before.
+        "Platio sam odmah, a ni telefona ni para. To se zove krađa, jel vam jasno?",
+        "Обећали сте повраћај новца за 5 дана. Прошло је 20. Лажови",
+        "Ако ово не сторнирате одмах, видимо се на суду.",
+        # Latvian and Tagalog anger the lexicon did not know.
+        "blēži un afēristi, citu vārdu nav",
+        "Kādus mēslus jūs tirgojat un vēl naudu plēšat",
+        "Wala na ngang phone wala pang refund. Pagnanakaw tawag dyan!",
+        "Sobra na kayo, ubos na pasensya ko sa inyo",
+    ],
+)
+def test_reproaches_and_accusations_hand_off_at_once(text: str) -> None:
+    assert assess([Turn(text)]).reason == "frustrated", message_score(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # "I'm not complaining, just explain...": the tone model read the disclaimer as anger and
+        # handed these off (5 of 175 calm messages in probes written for this).
+        "Не хочу жаловаться, просто объясните, что за списание 99 рублей",
+        "Ne žalim se, samo mi objasnite šta je ova stavka od 199 din na računu",
+        "Nesūdzos, tikai paskaidrojiet, kas ir šis 2,99 EUR maksājums rēķinā",
+        "საჩივარი არ მაქვს, უბრალოდ ამიხსენით 3 ლარი რისთვის ჩამომეჭრა",
+        # Ashamed, but of oneself, and calm.
+        "I'm not ashamed to ask: how do I read my bill?",
+    ],
+)
+def test_a_calm_disclaimer_or_a_quoted_word_does_not_hand_off(text: str) -> None:
+    assert not assess([Turn(text)]).handoff, message_score(text)
