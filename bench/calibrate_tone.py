@@ -30,7 +30,7 @@ from bot.frustration import TONE_TRAINING, FrustrationSettings, ToneModel, Turn,
 from bot.nlu.encoder import get_encoder  # noqa: E402
 
 MODELS = ((10.0, 2.0), (10.0, 3.0))  # (C, gamma)
-THRESHOLDS = ((0.87, 0.55, 0.5), (0.85, 0.45, 0.45), (0.8, 0.45, 0.45), (0.8, 0.4, 0.4), (0.75, 0.4, 0.4))
+THRESHOLDS = ((0.87, 0.6, 0.6), (0.87, 0.55, 0.5), (0.87, 0.4, 0.5), (0.85, 0.3, 0.5), (0.9, 0.3, 0.5))
 
 
 def main() -> int:
