@@ -12,7 +12,10 @@ read the same held-out messages as today's.
   classifies as small talk, keyboard mashing or out of scope never reaches the matcher.
 * **Frustration**: ``tests/data/frustration/heldout.jsonl``, each message as a one-turn
   conversation: the share of clearly angry messages handed off at once, of annoyed ones, and
-  of calm ones (must stay near zero), per language.
+  of calm ones (must stay near zero), per language. ``heldout_narrative.jsonl`` the same way:
+  240 messages written on 2026-12-03 by a session that never saw the code or the training
+  data, each about a different situation, most of the angry ones a story with the anger in
+  a few words (see docs/benchmarks.md for what it showed).
 
     .venv/bin/python bench/understanding.py [--baseline COMMIT] [--no-bot]
 """
@@ -38,6 +41,7 @@ from bot.language import guess_language  # noqa: E402
 BASELINE = "86b168f"  # main before the sentence encoder (issue 9)
 KB_QUERIES = ROOT / "tests" / "data" / "heldout" / "kb_queries.csv"
 TONE = ROOT / "tests" / "data" / "frustration" / "heldout.jsonl"
+NARRATIVE = ROOT / "tests" / "data" / "frustration" / "heldout_narrative.jsonl"
 MERGED = {"intl-pay-bill": "billing-pay-bill", "intl-no-internet": "outages-no-internet",
           "intl-roaming-abroad": "plans-travel-pass"}  # fmt: skip
 MARKER = "understanding"
@@ -138,7 +142,8 @@ def main() -> int:
     cases = read_cases(KB_QUERIES)
     queries = [c.query for c in cases]
     messages = [json.loads(line) for line in TONE.read_text(encoding="utf-8").splitlines() if line.strip()]
-    conversations = [json.dumps({"turns": [m["text"]]}, ensure_ascii=False) for m in messages]
+    narrative = [json.loads(line) for line in NARRATIVE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    conversations = [json.dumps({"turns": [m["text"]]}, ensure_ascii=False) for m in messages + narrative]
     python = sys.executable
     with tempfile.TemporaryDirectory() as temporary:
         worktree = Path(temporary) / "baseline"
@@ -151,6 +156,9 @@ def main() -> int:
             subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT, check=False)
     after = run_lines([python, "-m", "bot.kb", "match"], ROOT, queries)
     tone_after = run_lines([python, "-m", "bot.frustration"], ROOT, conversations)
+    split = len(messages)
+    tone_before, narrative_before = tone_before[:split], tone_before[split:]
+    tone_after, narrative_after = tone_after[:split], tone_after[split:]
     bot = None if args.no_bot else bot_decisions(queries, after)
     section = [
         f"Held-out questions `{KB_QUERIES.relative_to(ROOT)}` ({len(cases)}) and messages "
@@ -164,6 +172,26 @@ def main() -> int:
         "Frustration, one message as a whole conversation (the cross-turn signals are not exercised here):",
         "",
         *tone_table(messages, tone_before, tone_after),
+        "",
+        f"The same for `{NARRATIVE.relative_to(ROOT)}` ({len(narrative)}): each message about a different "
+        "situation, most angry ones a story with the anger in a few words, written by a session that never "
+        "saw the code or the training data:",
+        "",
+        *tone_table(narrative, narrative_before, narrative_after),
+        "",
+        *(
+            f"Calm messages handed off in `{path.name}` after: {len(reasons)}, for "
+            + (", ".join(f"{reason} {reasons.count(reason)}" for reason in sorted(set(reasons))) or "none")
+            + " (a sensitive topic, such as a formal complaint or a suspected fraud, always goes to a person)."
+            for path, rows, decisions in ((TONE, messages, tone_after), (NARRATIVE, narrative, narrative_after))
+            for reasons in [
+                [
+                    d.get("reason")
+                    for m, d in zip(rows, decisions, strict=True)
+                    if m["label"] == "calm" and d.get("handoff")
+                ]
+            ]
+        ),
     ]
     write_section(args.out, MARKER, "Understanding on held-out data (`bench/understanding.py`)", "\n".join(section))
     print("\n".join(section))
