@@ -15,7 +15,8 @@ read the same held-out messages as today's.
   of calm ones (must stay near zero), per language. ``heldout_narrative.jsonl`` the same way:
   240 messages written on 2026-12-03 by a session that never saw the code or the training
   data, each about a different situation, most of the angry ones a story with the anger in
-  a few words (see docs/benchmarks.md for what it showed).
+  a few words (see docs/benchmarks.md for what it showed). Its misses were read once, in
+  stop 23, to try scoring each sentence's tone (not adopted); it is not to be tuned on.
 
     .venv/bin/python bench/understanding.py [--baseline COMMIT] [--no-bot]
 """

@@ -228,6 +228,23 @@ def test_a_reload_built_from_the_previous_matcher_answers_as_a_fresh_build(match
     assert removed.id not in {c.id for c in reloaded.match(removed.question["en"]).candidates}
 
 
+def test_an_edit_in_place_updates_which_entries_use_each_word(matcher: Matcher) -> None:
+    # A reload that keeps every entry in its place updates the word -> entries index for the
+    # edited entries only; it must be the index a fresh build makes, or a rare word added by
+    # an editor (a new product name) would never bring its entry forward.
+    entries = list(matcher.kb.entries)
+    for number, word in ((3, "zenvora"), (40, "zenvora")):
+        entry = entries[number]
+        english = entry.alternatives.get("en", ())
+        entries[number] = replace(entry, alternatives={**entry.alternatives, "en": (*english[1:], f"{word} box")})
+    edited = KnowledgeBase.of(entries)
+    reloaded = Matcher(edited, previous=matcher)
+    assert reloaded._entries_using == Matcher(edited)._entries_using
+    assert reloaded._entries_using["zenvora"] == (3, 40)
+    candidates = {c.id for c in reloaded.match("my zenvorra box").candidates}
+    assert {entries[3].id, entries[40].id} & candidates
+
+
 def test_a_reload_that_moves_the_language_means_recentres_everything(matcher: Matcher) -> None:
     # Half the KB gone at once: the means move past the tolerance, so nothing stale is kept.
     half = KnowledgeBase.of(matcher.kb.entries[::2])
