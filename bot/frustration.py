@@ -240,6 +240,7 @@ _HUMAN_EXCEPTIONS = _compile(lexicon.HUMAN_EXCEPTIONS)
 _NOT_HELPED = _compile(lexicon.NOT_HELPED)
 _REPEAT_MARKERS = _compile(lexicon.REPEAT_MARKERS)
 _CALM_DISCLAIMER = _compile(lexicon.CALM_DISCLAIMERS)
+_INFO_QUESTION = re.compile("^(?:" + _compile(lexicon.INFO_QUESTION_OPENERS).pattern + ")")
 _PUNCTUATION_RUN = re.compile(r"[!?¿¡]{2,}")
 
 
@@ -440,8 +441,8 @@ def message_score(
     _, plain_signals = lexical_score(text, s)
     if {"anger", "profanity"} & set(plain_signals):
         enough = s.tone_with_words
-    elif {"caps", "punctuation"} & set(plain_signals):
-        enough = s.tone_with_shouting
+    elif {"caps", "punctuation"} & set(plain_signals) and not _INFO_QUESTION.search(normalize(text)):
+        enough = s.tone_with_shouting  # not for "HOW DO I TOP UP": a question shouted is urgency
     else:
         enough = s.tone_alone
     angry_tone = anger >= min(s.tone_floor, enough)

@@ -1681,6 +1681,56 @@ REPEAT_MARKERS: tuple[str, ...] = (
 # The customer says they are not complaining or not angry, then asks. The tone model reads the
 # complaint words as anger ("не хочу жаловаться, просто объясните..." 0.9); after such a
 # disclaimer only the lexicon's anger or swearing hands off, not the tone alone.
+# How a message asking for information starts ("how do I...", "where can I..."). Shouted or
+# with "!!!", such a question is urgency, not anger, so the shouting does not lower the tone's
+# bar for it. Rhetorical openers ("how many times", "how can you", "where is my money") are
+# not here: they are how angry customers start.
+INFO_QUESTION_OPENERS: tuple[str, ...] = (
+    "how do i",
+    "how can i",
+    "how to",
+    "where do i",
+    "where can i",
+    "when can i",
+    "can i",
+    "do you",
+    "is there",
+    "как мне",
+    "где можно",
+    "можно ли",
+    "подскажите",
+    "kako da",
+    "kako mogu",
+    "gde mogu",
+    "gdje mogu",
+    "da li mogu",
+    "da li postoji",
+    "како да",
+    "како могу",
+    "где могу",
+    "да ли могу",
+    "kā es varu",
+    "kā varu",
+    "kā var",
+    "kā samaksāt",
+    "kā pieslēgt",
+    "kā atjaunot",
+    "kur var",
+    "kur es varu",
+    "vai var",
+    "vai varu",
+    "როგორ შემიძლია",
+    "სად შემიძლია",
+    "შეიძლება",
+    "paano po",
+    "paano ko",
+    "paano mag*",
+    "saan po",
+    "saan ako",
+    "pwede po ba",
+    "pwede ba",
+)
+
 CALM_DISCLAIMERS: tuple[str, ...] = (
     "not complaining",
     "no complaint",
