@@ -439,14 +439,15 @@ def message_score(
     # A sign the lexicon reads lowers the bar: an angry word or swearing to ``tone_with_words``,
     # shouting or "!!!" to ``tone_with_shouting``; the tone then counts from that probability.
     _, plain_signals = lexical_score(text, s)
+    folded = normalize(text)  # once, for the disclaimer, question and feedback checks below
     if {"anger", "profanity"} & set(plain_signals):
         enough = s.tone_with_words
-    elif {"caps", "punctuation"} & set(plain_signals) and not _INFO_QUESTION.search(normalize(text)):
+    elif {"caps", "punctuation"} & set(plain_signals) and not _INFO_QUESTION.search(folded):
         enough = s.tone_with_shouting  # not for "HOW DO I TOP UP": a question shouted is urgency
     else:
         enough = s.tone_alone
     angry_tone = anger >= min(s.tone_floor, enough)
-    if angry_tone and enough == s.tone_alone and _CALM_DISCLAIMER.search(normalize(text)):
+    if angry_tone and enough == s.tone_alone and _CALM_DISCLAIMER.search(folded):
         angry_tone = False  # "not complaining, just...": the meaning alone does not decide
     score, signals = lexical_score(text, s, angry_tone)
     # "that didn't help" and "a person please" have their own weight in assess(); the tone
@@ -454,11 +455,7 @@ def message_score(
     # part of what the message says: "three technicians, three different stories, and the
     # internet still doesn't work" is angry in its other words.
     own_logic = {"feedback", "human"} & set(signals) and not {"anger", "profanity"} & set(signals)
-    if (
-        own_logic
-        and "human" not in signals
-        and len(_NOT_HELPED.sub(" ", normalize(text)).split()) >= MORE_THAN_FEEDBACK
-    ):
+    if own_logic and "human" not in signals and len(_NOT_HELPED.sub(" ", folded).split()) >= MORE_THAN_FEEDBACK:
         own_logic = False
     if angry_tone and not own_logic:
         signals["tone"] = round(min(s.tone_max, s.tone_scale * anger / enough), 3)
