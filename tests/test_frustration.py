@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from bot import frustration_lexicon as lexicon
@@ -744,3 +745,26 @@ def test_telling_what_an_operator_said_is_not_asking_for_one(text: str) -> None:
     # These were handed off as "asked for a person" because they name one.
     assert not asks_for_human(text)
     assert asks_for_human(text + " I want an operator now.")
+
+
+def test_the_saved_tone_model_reads_as_scikit_learn_does_and_is_refused_for_other_inputs(tmp_path) -> None:
+    # A restarted action server loads the fitted model instead of fitting it for seconds while
+    # customers' messages wait; the arrays must give scikit-learn's own probabilities.
+    from bot.frustration import TONE_TRAINING, ToneModel
+    from bot.nlu.encoder import get_encoder
+
+    rows = [json.loads(line) for line in TONE_TRAINING.read_text(encoding="utf-8").splitlines()]
+    rows = [row for row in rows if row["label"] != "annoyed"][::12]
+    texts, angry = [row["text"] for row in rows], [row["label"] == "angry" for row in rows]
+    svc = ToneModel.fit_svc(texts, angry, get_encoder())
+    model = ToneModel.from_svc(svc)
+    probes = get_encoder().embed(["how do I pay my bill", "you are thieves", "ово је срамота", "paldies!"])
+    expected = svc.predict_proba(probes.astype(np.float64))[:, 1]
+    assert np.allclose([model.anger(v) for v in probes], expected, atol=1e-9)
+    path = tmp_path / "tone.npz"
+    model.save(path, "key-1")
+    loaded = ToneModel.load(path, "key-1")
+    assert loaded is not None and np.allclose([loaded.anger(v) for v in probes], expected, atol=1e-9)
+    assert ToneModel.load(path, "key-2") is None  # other messages or settings: fitted again
+    path.write_bytes(b"not a model")
+    assert ToneModel.load(path, "key-1") is None
